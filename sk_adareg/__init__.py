@@ -1,0 +1,30 @@
+"""sk-adareg: adaptive regularization (AdaReg) for neural networks, the scikit-learn way.
+
+Zhao, Tsai, Salakhutdinov & Gordon, "Learning Neural Networks with Adaptive
+Regularization", NeurIPS 2019.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._classifier import AdaRegClassifier
+from ._regressor import AdaRegMultiTaskRegressor
+from .net import (
+    AdaRegMixin,
+    AdaRegNeuralNet,
+    AdaRegNeuralNetClassifier,
+    AdaRegNeuralNetRegressor,
+)
+from .prior import MatrixNormalPrior, inv_threshold
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdaRegClassifier",
+    "AdaRegMixin",
+    "AdaRegMultiTaskRegressor",
+    "AdaRegNeuralNet",
+    "AdaRegNeuralNetClassifier",
+    "AdaRegNeuralNetRegressor",
+    "MatrixNormalPrior",
+    "inv_threshold",
+]

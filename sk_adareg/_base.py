@@ -1,0 +1,390 @@
+"""What the two AdaReg estimators share: parameters, validation and the fit loop."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import contextlib
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+
+from ._mlp import MLP
+from .prior import _check_bounds
+
+__all__ = []
+
+
+@contextlib.contextmanager
+def _torch_seed(seed, device):
+    """Seed torch inside the block and restore the caller's RNG state after it."""
+    device = torch.device(device)
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class _BaseAdaReg(BaseEstimator):
+    """Base class of :class:`AdaRegClassifier` and :class:`AdaRegMultiTaskRegressor`.
+
+    Subclasses set ``_net_class`` and ``_criterion`` and implement
+    ``_encode_targets`` (validate ``y`` at fit, return the training targets
+    and the number of network outputs).
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
+        "module": [None, callable],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "u": [Interval(Real, 0, None, closed="neither")],
+        "v": [Interval(Real, 0, None, closed="neither")],
+        "precision_scale": [StrOptions({"learned", "unit_mean"})],
+        "cov_update_every": [Interval(Integral, 1, None, closed="left")],
+        "adareg_layers": [StrOptions({"last", "all", "linear", "conv"}), list, tuple],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [callable],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [None, list],
+    }
+
+    def __init__(
+        self,
+        *,
+        module=None,
+        hidden_layer_sizes=(100,),
+        dropout=0.0,
+        batch_norm=False,
+        reg_lambda=1e-3,
+        u=0.1,
+        v=10.0,
+        precision_scale="unit_mean",
+        cov_update_every=10,
+        adareg_layers="last",
+        max_epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        optimizer=torch.optim.Adam,
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+    ):
+        self.module = module
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.reg_lambda = reg_lambda
+        self.u = u
+        self.v = v
+        self.precision_scale = precision_scale
+        self.cov_update_every = cov_update_every
+        self.adareg_layers = adareg_layers
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # -- validation ---------------------------------------------------------
+
+    def _check_params(self):
+        """Checks across parameters, after the per-parameter constraints."""
+        _check_bounds(self.u, self.v, self.precision_scale)
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r}, but CUDA is not available here.")
+
+    def _validate_X(self, X, reset):
+        # Image-shaped input (n, channels, height, width) is for a custom module.
+        return validate_data(
+            self, X, reset=reset, dtype=np.float32, allow_nd=self.module is not None,
+        )
+
+    # -- fitting --------------------------------------------------------------
+
+    def _build_module(self, n_features, n_outputs):
+        if self.module is None:
+            return MLP(n_features, n_outputs, tuple(self.hidden_layer_sizes),
+                       dropout=self.dropout, batch_norm=self.batch_norm)
+        if isinstance(self.module, torch.nn.Module):
+            # Never train the user's instance in place: fits stay independent.
+            return copy.deepcopy(self.module)
+        module = self.module()
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(
+                "module must be None, a torch.nn.Module instance, or a class or callable "
+                f"that returns one; module={self.module!r} returned {type(module).__name__}."
+            )
+        return module
+
+    def _split_validation(self, X, y, seed):
+        stratify = None
+        if self._stratify_validation:
+            _, counts = np.unique(y, return_counts=True)
+            stratify = y if counts.min() >= 2 else None
+        X_train, X_valid, y_train, y_valid = train_test_split(
+            X, y, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
+        return X_train, y_train, predefined_split(Dataset(X_valid, y_valid))
+
+    def _make_net(self, module, train_split, n_outputs):
+        callbacks = list(self.callbacks or [])
+        if self.early_stopping:
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, threshold=self.tol,
+                threshold_mode="rel", load_best=True)))
+        return self._net_class(
+            module=module,
+            criterion=self._criterion,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=self.device,
+            verbose=self.verbose,
+            reg_lambda=self.reg_lambda,
+            u=self.u,
+            v=self.v,
+            precision_scale=self.precision_scale,
+            cov_update_every=self.cov_update_every,
+            adareg_layers=(self.adareg_layers if isinstance(self.adareg_layers, str)
+                           else list(self.adareg_layers)),
+            **self._net_kwargs(n_outputs),
+        )
+
+    def _net_kwargs(self, n_outputs):
+        return {}
+
+    def _fit(self, X, y):
+        try:
+            return self._fit_unchecked(X, y)
+        except BaseException:
+            # A failed fit leaves the estimator unfitted, not half-fitted.
+            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+                delattr(self, name)
+            raise
+
+    def _fit_unchecked(self, X, y):
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        y, n_outputs = self._encode_targets(X, y)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        train_split = None
+        if self.early_stopping:
+            X, y, train_split = self._split_validation(X, y, seed)
+        with _torch_seed(seed, self.device):
+            module = self._build_module(self.n_features_in_, n_outputs)
+            net = self._make_net(module, train_split, n_outputs)
+            # Builds the priors, so a bad adareg_layers fails here, before training.
+            net.initialize()
+            net.fit(X, y)
+        if self.early_stopping:
+            # EarlyStopping restored the best weights: make the precisions
+            # optimal for them, as the last block of the coordinate descent.
+            net.update_priors()
+        self._set_fitted_attributes(net)
+        return self
+
+    def _set_fitted_attributes(self, net):
+        self.net_ = net
+        self.history_ = net.history
+        self.n_iter_ = len(net.history)
+        self.loss_curve_ = list(net.history[:, "train_loss"])
+        self.adareg_layers_ = list(net.priors_.names)
+        self.row_precisions_, self.column_precisions_ = {}, {}
+        self.row_covariances_, self.column_covariances_ = {}, {}
+        for name, prior in net.priors_.items():
+            self.row_precisions_[name] = prior.row_precision.cpu().numpy().copy()
+            self.column_precisions_[name] = prior.column_precision.cpu().numpy().copy()
+            self.row_covariances_[name] = prior.row_covariance.cpu().numpy()
+            self.column_covariances_[name] = prior.column_covariance.cpu().numpy()
+        last = self.adareg_layers_[-1]
+        self.row_precision_ = self.row_precisions_[last]
+        self.column_precision_ = self.column_precisions_[last]
+        self.row_covariance_ = self.row_covariances_[last]
+        self.column_covariance_ = self.column_covariances_[last]
+
+    # -- prediction -----------------------------------------------------------
+
+    def _forward(self, X):
+        """Network outputs for new data, as a float64 array."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return np.asarray(self.net_.predict_proba(X), dtype=np.float64)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+# numpydoc text of the parameters both estimators share, formatted into their docstrings.
+_SHARED_PARAMETERS = """\
+module : torch.nn.Module class, instance or callable, default=None
+        The network. ``None`` builds a multilayer perceptron from the data's
+        shape at fit time (``hidden_layer_sizes``, ``dropout``, ``batch_norm``).
+        A class (or any callable returning a module) is called without
+        arguments inside the seeded context of ``random_state``; an instance
+        is copied, never trained in place. It must map a batch of ``X`` to
+        {outputs}. With a custom module, ``X`` may have more than two
+        dimensions (e.g. images of shape (n, channels, height, width)).
+
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Hidden layer widths of the default network.
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation of the default
+        network.
+
+    batch_norm : bool, default=False
+        Whether the default network uses batch normalization.
+
+    reg_lambda : float, default=1e-3
+        Strength ``lambda`` of the prior in objective (4). ``0`` trains
+        without it (the precisions are still estimated from the weights).
+
+    u, v : float, default=0.1, 10.0
+        Bounds ``0 < u <= v`` on the eigenvalues of both precision matrices.
+
+    precision_scale : {{"unit_mean", "learned"}}, default="unit_mean"
+        ``"learned"`` is the paper's prior: the precisions' scale is learned
+        within ``[u, v]``. ``"unit_mean"`` (beyond the paper) fixes the mean
+        eigenvalue of each precision to 1, so the prior learns only how rows
+        and columns correlate and ``reg_lambda`` sets the overall strength as
+        in weight decay; it needs ``u <= 1 <= v``.
+
+    cov_update_every : int, default=10
+        Epochs of the network's optimizer between two closed-form updates of
+        the precisions (Algorithm 1).
+
+    adareg_layers : {{"last", "all", "linear", "conv"}} or list of str, default="last"
+        Weights that carry a prior: the last ``nn.Linear`` (in registration
+        order), all ``nn.Linear`` and ``nn.Conv2d`` weights, all linear, all
+        convolutional, or a list of parameter names of the module.
+
+    max_epochs : int, default=200
+        Number of training epochs.
+
+    batch_size : int, default=64
+        Minibatch size.
+
+    lr : float, default=1e-3
+        Learning rate.
+
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        Called as ``optimizer(params, lr=lr, weight_decay=weight_decay)``.
+
+    weight_decay : float, default=0.0
+        The optimizer's weight decay, on all parameters.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data{stratified}
+        and stop when the validation loss (without the penalty) has not
+        improved by ``tol`` (relative) for ``n_iter_no_change`` epochs; the
+        best weights are restored and the precisions updated for them.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out when ``early_stopping``.
+
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+
+    tol : float, default=1e-4
+        Relative improvement of the validation loss that counts for early
+        stopping.
+
+    device : str or torch.device, default="cpu"
+        Where to train, e.g. ``"cuda"``. A model fitted on a GPU unpickles on
+        a machine without one.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights' initialization, the shuffling and the validation
+        split. With an int, CPU fits are reproducible bit for bit, and the
+        global random state of torch is left as it was.
+
+    verbose : int, default=0
+        Print one line per epoch when > 0.
+
+    callbacks : list of skorch callbacks or (name, callback) tuples, default=None
+        Passed on to the skorch net."""
+
+_SHARED_ATTRIBUTES = """\
+row_covariance_ : ndarray of shape ({p}, {p})
+        Row covariance ``Sigma_r`` of the prior on the last regularized
+        weight, float64 ({p_name}).
+
+    column_covariance_ : ndarray of shape (d, d)
+        Column covariance ``Sigma_c`` of that weight (d: its input size, e.g.
+        the width of the last hidden layer).
+
+    row_precision_, column_precision_ : ndarray
+        Their inverses ``Omega_r``, ``Omega_c``.
+
+    row_covariances_, column_covariances_, row_precisions_, column_precisions_ : dict
+        The same for every regularized weight, keyed by parameter name.
+
+    adareg_layers_ : list of str
+        Names of the regularized weights.
+
+    n_features_in_ : int
+        Number of features seen during fit (``X.shape[1]``).
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    net_ : skorch net
+        The trained skorch net (:mod:`sk_adareg.net`).
+
+    history_ : skorch.History
+        Per-epoch records: ``train_loss`` (with the penalty),
+        ``train_data_loss``, ``valid_loss`` (with early stopping),
+        ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
+        ``row_precision_max``, ``column_precision_min``,
+        ``column_precision_max``, ``cov_update``.
+
+    loss_curve_ : list of float
+        Training loss (with the penalty) at each epoch.
+
+    n_iter_ : int
+        Number of epochs run."""
