@@ -188,6 +188,9 @@ class AdaRegMixin:
         super().initialize_module()
         names = resolve_adareg_layers(self.module_, self.adareg_layers)
         self.priors_ = PriorCollection(self.module_, names, **self._prior_params())
+        # (batch-size-weighted sum of the data losses, sample count) of the epoch;
+        # the trailing underscore keeps it out of skorch's get_params.
+        self.epoch_data_loss_ = [0.0, 0]
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -205,8 +208,6 @@ class AdaRegMixin:
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
-        # (sum of batch losses weighted by batch size, number of samples); the
-        # trailing underscore keeps it out of skorch's get_params.
         self.epoch_data_loss_ = [0.0, 0]
 
     def get_loss(self, y_pred, y_true, X=None, training=False):

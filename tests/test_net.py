@@ -1,0 +1,111 @@
+"""The skorch side: AdaRegMixin and the public nets."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
+from skorch.callbacks import Callback
+from torch import nn
+
+from sk_adareg import AdaRegClassifier, AdaRegNeuralNet, AdaRegNeuralNetClassifier
+from sk_adareg.exceptions import TrainingDivergedError
+
+
+def regression_data(n=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 5, generator=gen)
+    return X, X @ torch.randn(5, 3, generator=gen)
+
+
+class RecordPrecision(Callback):
+    """A user callback: what does it see of the precisions at the end of an epoch?"""
+
+    def initialize(self):
+        self.seen_ = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.seen_.append(net.priors_["weight"].row_precision.clone())
+
+
+def test_precisions_are_updated_before_user_callbacks_run():
+    torch.manual_seed(0)
+    recorder = RecordPrecision()
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, max_epochs=6, cov_update_every=3,
+                          train_split=None, verbose=0, callbacks=[recorder])
+    net.fit(*regression_data())
+    eye = torch.eye(3, dtype=torch.float64)
+    seen = recorder.seen_
+    assert torch.equal(seen[0], eye) and torch.equal(seen[1], eye)
+    assert not torch.equal(seen[2], eye)  # epoch 3 updates, before the callback runs
+    assert torch.equal(seen[3], seen[2]) and torch.equal(seen[4], seen[2])
+    assert not torch.equal(seen[5], seen[2])
+    assert net.history[:, "cov_update"] == [False, False, True, False, False, True]
+
+
+def test_priors_are_a_registered_module_of_the_net():
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, train_split=None, verbose=0)
+    net.initialize()
+    assert "priors" in net._modules
+    assert "priors_" in net.cuda_dependent_attributes_
+    # the priors hold no trainable parameter: the optimizer sees only the module's
+    assert len(list(net.get_all_learnable_params())) == 2
+
+
+def test_penalty_enters_training_loss_only():
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, reg_lambda=0.5, train_split=None,
+                          verbose=0).initialize()
+    X, y = regression_data()
+    y_pred = net.infer(X)
+    data = nn.functional.mse_loss(y_pred, y)
+    weight = net.module_.weight
+    torch.testing.assert_close(net.get_loss(y_pred, y, training=False), data)
+    torch.testing.assert_close(net.get_loss(y_pred, y, training=True),
+                               data + 0.5 * (weight**2).sum())
+
+
+def test_set_params_changes_the_bounds_for_the_next_fit():
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, max_epochs=2, cov_update_every=1,
+                          u=0.1, v=10.0, precision_scale="learned", train_split=None,
+                          verbose=0)
+    net.fit(*regression_data())
+    net.set_params(u=0.5, v=2.0)
+    net.partial_fit(*regression_data())
+    eig = net.priors_["weight"].column_eigenvalues
+    assert eig.min() >= 0.5 and eig.max() <= 2.0
+    net.set_params(u=3.0, v=2.0)
+    with pytest.raises(ValueError, match="u must be <= v"):
+        net.partial_fit(*regression_data())
+
+
+def test_divergence_raises_naming_the_epoch():
+    X, y = regression_data()
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, lr=1e30, optimizer=torch.optim.SGD,
+                          max_epochs=5, train_split=None, verbose=0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1\b.*lr=1e\+30.*reg_lambda"):
+        net.fit(X, y * 1e20)
+
+
+def test_divergence_leaves_the_estimator_unfitted():
+    X, y = make_classification(n_samples=60, n_features=5, random_state=0)
+    clf = AdaRegClassifier(lr=1e30, optimizer=torch.optim.SGD, max_epochs=3, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
+        clf.fit(X * 1e15, y)
+    assert not [k for k in vars(clf) if k.endswith("_") and not k.startswith("__")]
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_classifier_net_with_cross_entropy():
+    X, y = make_classification(n_samples=80, n_features=5, random_state=0)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 2))
+    net = AdaRegNeuralNetClassifier(module, criterion=nn.CrossEntropyLoss, max_epochs=50,
+                                    optimizer=torch.optim.Adam, lr=0.01, train_split=None,
+                                    verbose=0)
+    net.fit(X.astype(np.float32), y.astype(np.int64))
+    assert (net.predict(X.astype(np.float32)) == y).mean() > 0.8
+    assert net.priors_.names == ["2.weight"]
+    np.testing.assert_allclose(net.predict_proba(X.astype(np.float32)).sum(axis=1), 1,
+                               rtol=1e-5)
