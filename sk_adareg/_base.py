@@ -53,6 +53,7 @@ class _BaseAdaReg(BaseEstimator):
         "v": [Interval(Real, 0, None, closed="neither")],
         "precision_scale": [StrOptions({"learned", "unit_mean"})],
         "cov_update_every": [Interval(Integral, 1, None, closed="left")],
+        "decov_lambda": [Interval(Real, 0, None, closed="left")],
         "adareg_layers": [StrOptions({"last", "all", "linear", "conv"}), list, tuple],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -82,6 +83,7 @@ class _BaseAdaReg(BaseEstimator):
         precision_scale="unit_mean",
         cov_update_every=10,
         adareg_layers="last",
+        decov_lambda=0.0,
         max_epochs=200,
         batch_size=64,
         lr=1e-3,
@@ -106,6 +108,7 @@ class _BaseAdaReg(BaseEstimator):
         self.precision_scale = precision_scale
         self.cov_update_every = cov_update_every
         self.adareg_layers = adareg_layers
+        self.decov_lambda = decov_lambda
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -190,6 +193,7 @@ class _BaseAdaReg(BaseEstimator):
             cov_update_every=self.cov_update_every,
             adareg_layers=(self.adareg_layers if isinstance(self.adareg_layers, str)
                            else list(self.adareg_layers)),
+            decov_lambda=self.decov_lambda,
             **self._net_kwargs(n_outputs),
         )
 
@@ -302,6 +306,12 @@ module : torch.nn.Module class, instance or callable, default=None
         Weights that carry a prior: the last ``nn.Linear`` (in registration
         order), all ``nn.Linear`` and ``nn.Conv2d`` weights, all linear, all
         convolutional, or a list of parameter names of the module.
+
+    decov_lambda : float, default=0.0
+        Strength of the DeCov penalty (Cogswell et al., 2016) on the input of
+        the network's last ``nn.Linear`` layer, a baseline the paper compares
+        with; it adds to the AdaReg penalty. Set ``reg_lambda=0`` for DeCov
+        alone.
 
     max_epochs : int, default=200
         Number of training epochs.

@@ -14,6 +14,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from ._layers import resolve_adareg_layers
+from .decov import InputRecorder, decov_penalty, last_linear
 from .exceptions import TrainingDivergedError
 from .prior import MatrixNormalPrior
 
@@ -156,6 +157,10 @@ class AdaRegMixin:
     precision_scale : {"learned", "unit_mean"}, default="unit_mean"
         ``"learned"`` is the paper's prior; ``"unit_mean"`` fixes the mean
         eigenvalue of each precision to 1; see :class:`MatrixNormalPrior`.
+    decov_lambda : float, default=0.0
+        Strength of the DeCov penalty (:func:`~sk_adareg.decov.decov_penalty`)
+        on the input of the module's last ``nn.Linear`` (the penultimate
+        activations), a baseline of the paper; it adds to the AdaReg penalty.
     *args, **kwargs
         Passed on to the skorch net.
 
@@ -169,7 +174,7 @@ class AdaRegMixin:
 
     def __init__(self, *args, reg_lambda=1e-3, u=0.1, v=10.0, cov_update_every=10,
                  adareg_layers="last", numerator="paper", precision_scale="unit_mean",
-                 **kwargs):
+                 decov_lambda=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.reg_lambda = reg_lambda
         self.u = u
@@ -178,6 +183,7 @@ class AdaRegMixin:
         self.adareg_layers = adareg_layers
         self.numerator = numerator
         self.precision_scale = precision_scale
+        self.decov_lambda = decov_lambda
 
     def _prior_params(self):
         return {"u": self.u, "v": self.v, "numerator": self.numerator,
@@ -191,6 +197,7 @@ class AdaRegMixin:
         # (batch-size-weighted sum of the data losses, sample count) of the epoch;
         # the trailing underscore keeps it out of skorch's get_params.
         self.epoch_data_loss_ = [0.0, 0]
+        self.decov_recorder_ = None  # attached in on_train_begin when decov_lambda > 0
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -199,8 +206,19 @@ class AdaRegMixin:
             raise ValueError(
                 f"cov_update_every must be an int >= 1, got {self.cov_update_every!r}."
             )
-        if not (math.isfinite(self.reg_lambda) and self.reg_lambda >= 0):
-            raise ValueError(f"reg_lambda must be finite and >= 0, got {self.reg_lambda!r}.")
+        for name in ("reg_lambda", "decov_lambda"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}.")
+        self.decov_recorder_ = None
+        if self.decov_lambda:
+            layer = last_linear(self.module_)
+            if layer is None:
+                raise ValueError(
+                    f"decov_lambda={self.decov_lambda!r} needs an nn.Linear layer, whose "
+                    f"input DeCov decorrelates; {type(self.module_).__name__} has none.")
+            # Looked up from the module each fit: the hook travels with the module.
+            self.decov_recorder_ = InputRecorder.attach(layer)
         # u, v, ... may have changed through set_params since initialization.
         for _, prior in self.priors_.items():
             prior.set_hyperparameters(**self._prior_params())
@@ -211,7 +229,7 @@ class AdaRegMixin:
         self.epoch_data_loss_ = [0.0, 0]
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Data loss, plus ``reg_lambda * penalty`` when ``training``."""
+        """Data loss, plus ``reg_lambda * penalty`` (and DeCov) when ``training``."""
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if not training:
             return loss
@@ -221,6 +239,9 @@ class AdaRegMixin:
         self.epoch_data_loss_[1] += n
         if self.reg_lambda:
             loss = loss + self.reg_lambda * self.priors_.penalty(self.module_)
+        activations = self.decov_recorder_.pop() if self.decov_recorder_ else None
+        if activations is not None:
+            loss = loss + self.decov_lambda * decov_penalty(activations)
         return loss
 
     def update_priors(self):
