@@ -2,7 +2,7 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-__all__ = ["TrainingDivergedError"]
+__all__ = ["CollapseWarning", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -10,4 +10,13 @@ class TrainingDivergedError(FloatingPointError):
 
     The estimator that raised it is left unfitted. Lowering the learning rate
     (``lr``) or the prior's strength (``reg_lambda``) usually helps.
+    """
+
+
+class CollapseWarning(UserWarning):
+    """Warned when the prior drives a regularized weight toward zero.
+
+    With the paper's prior (``precision_scale="learned"``), shrinking a weight
+    raises the optimal precisions toward their bound ``v``, which shrinks the
+    weight further. The warning names the layer and what to change.
     """

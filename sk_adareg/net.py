@@ -9,13 +9,14 @@ epochs (Algorithm 1 of the paper).
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
+import warnings
 
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from ._layers import resolve_adareg_layers
 from .decov import InputRecorder, decov_penalty, last_linear
-from .exceptions import TrainingDivergedError
+from .exceptions import CollapseWarning, TrainingDivergedError
 from .prior import MatrixNormalPrior
 
 __all__ = [
@@ -138,7 +139,11 @@ class AdaRegMixin:
       ``train_data_loss`` (the loss without the penalty), ``adareg_penalty``,
       ``adareg_objective`` (the prior's part of objective (4)),
       ``row_precision_min``/``_max``, ``column_precision_min``/``_max`` and
-      ``cov_update`` (whether the precisions were updated at that epoch).
+      ``cov_update`` (whether the precisions were updated at that epoch);
+    - at each update it warns (:class:`~sk_adareg.exceptions.CollapseWarning`,
+      once per layer and fit) when a regularized weight is collapsing: its
+      norm fell below a quarter of its largest value in this fit while every
+      eigenvalue of one of its precisions sits at the upper bound ``v``.
 
     Parameters
     ----------
@@ -219,6 +224,9 @@ class AdaRegMixin:
                     f"input DeCov decorrelates; {type(self.module_).__name__} has none.")
             # Looked up from the module each fit: the hook travels with the module.
             self.decov_recorder_ = InputRecorder.attach(layer)
+        # Norms at earlier updates and layers already warned about, for collapse.
+        self.adareg_peak_norms_ = {}
+        self.adareg_collapse_warned_ = set()
         # u, v, ... may have changed through set_params since initialization.
         for _, prior in self.priors_.items():
             prior.set_hyperparameters(**self._prior_params())
@@ -268,6 +276,7 @@ class AdaRegMixin:
         update = epoch % self.cov_update_every == 0
         if update:
             self.update_priors()
+            self._warn_if_collapsing(epoch)
         loss_sum, count = self.epoch_data_loss_
         if count:
             self.history.record("train_data_loss", float(loss_sum) / count)
@@ -275,6 +284,32 @@ class AdaRegMixin:
         for key, value in self.priors_.diagnostics(self.module_).items():
             name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
             self.history.record(name, value)
+
+
+    _COLLAPSE_RATIO = 0.25
+
+    def _warn_if_collapsing(self, epoch):
+        for name, prior in self.priors_.items():
+            if name in self.adareg_collapse_warned_:
+                continue
+            norm = self.module_.get_parameter(name).detach().norm().item()
+            peak = max(self.adareg_peak_norms_.get(name, 0.0), norm)
+            self.adareg_peak_norms_[name] = peak
+            pinned = [side for side, eig in (("row", prior.row_eigenvalues),
+                                             ("column", prior.column_eigenvalues))
+                      if eig.min().item() >= prior.v * (1 - 1e-9)]
+            if pinned and norm < self._COLLAPSE_RATIO * peak:
+                self.adareg_collapse_warned_.add(name)
+                warnings.warn(
+                    f"AdaReg is collapsing {name!r}: at epoch {epoch} its norm has fallen "
+                    f"from {peak:.3g} to {norm:.3g} while every eigenvalue of its "
+                    f"{pinned[0]} precision sits at the upper bound v={prior.v:g}. The "
+                    "paper's prior rewards shrinking the weights without limit; use "
+                    "precision_scale='unit_mean', or lower reg_lambda "
+                    f"(now {self.reg_lambda:g}) or v.",
+                    CollapseWarning,
+                    stacklevel=2,
+                )
 
 
 class AdaRegNeuralNet(AdaRegMixin, NeuralNet):

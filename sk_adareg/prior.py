@@ -54,15 +54,21 @@ def _clipped_inverse(r, m, u, v, shift=0.0):
 
 
 def _unit_mean_eigenvalues(r, m, u, v):
-    """Eigenvalues T[u,v](m / (r + mu)) whose mean is 1.
+    """Scale-free eigenvalues T[u,v](m / (r' + mu)) whose mean is 1.
 
-    This is the exact minimiser of ``Tr(Omega Delta) - m log det Omega`` over
-    ``u I <= Omega <= v I`` with the extra linear constraint
-    ``Tr(Omega) = size``: the multiplier ``mu`` of that constraint shifts every
-    eigenvalue of ``Delta``. The mean of the clipped values is continuous and
+    ``r' = r * m / mean(r)`` is the spectrum of the scatter normalized so that
+    ``Delta' / m`` has unit mean eigenvalue: the result no longer depends on
+    the scale of the weights, only on the shape of their spectrum. The values
+    are then the exact minimiser of ``Tr(Omega Delta') - m log det Omega``
+    over ``u I <= Omega <= v I`` with the extra linear constraint
+    ``Tr(Omega) = size``, whose multiplier ``mu`` shifts every eigenvalue of
+    ``Delta'``. The mean of the clipped values is continuous and
     non-increasing in ``mu``, equal to ``v`` at ``mu_lo`` and to ``u`` at
-    ``mu_hi``, so bisection finds the root.
+    ``mu_hi``, so bisection finds the root. A zero ``Delta`` (no information)
+    gives the identity.
     """
+    mean = r.mean()
+    r = torch.where(mean > 0, r * m / torch.where(mean > 0, mean, 1.0), r)
     lo = m / v - r.max()
     hi = m / u - r.min()
     for _ in range(_N_BISECTION):
@@ -113,10 +119,12 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
     u, v : float
         Bounds ``0 < u <= v`` on the eigenvalues of the result.
     unit_mean : bool, default=False
-        If True, also constrain the mean eigenvalue of the result to 1 (a
-        variant beyond the paper, see :class:`MatrixNormalPrior`); the
-        eigenvalues become ``T[u,v](m / (r + mu))`` with the scalar ``mu``
-        found by bisection. Needs ``u <= 1 <= v``.
+        If True (a variant beyond the paper, see :class:`MatrixNormalPrior`),
+        first rescale ``delta`` so that ``delta / m`` has unit mean
+        eigenvalue, then also constrain the mean eigenvalue of the result to
+        1: the eigenvalues become ``T[u,v](m / (r' + mu))`` with ``r'`` the
+        rescaled spectrum and the scalar ``mu`` found by bisection. The result
+        is invariant to the scale of ``delta``. Needs ``u <= 1 <= v``.
 
     Returns
     -------
@@ -178,11 +186,18 @@ class MatrixNormalPrior(nn.Module):
         so that each update still minimises it.
     precision_scale : {"learned", "unit_mean"}, default="learned"
         ``"learned"`` is the paper: the scale of each precision is learned
-        within ``[u, v]``. ``"unit_mean"`` (beyond the paper) adds the
-        constraint that each precision has mean eigenvalue 1, so that the
-        prior learns only the correlation structure and ``reg_lambda`` sets
-        the overall strength as in weight decay. The update is then the exact
-        minimiser under that extra constraint. Needs ``u <= 1 <= v``.
+        within ``[u, v]``. Its joint minimum over ``W`` and the precisions is
+        degenerate: as ``W`` shrinks the optimal precisions grow toward ``v``,
+        which shrinks ``W`` further. ``"unit_mean"`` (beyond the paper) fixes
+        the scale: each update sees the scatter matrix normalized to unit mean
+        eigenvalue per count and returns the exact minimiser with mean
+        eigenvalue 1. The precisions then depend only on how the rows and
+        columns of ``W`` correlate, not on its scale, so the prior learns the
+        correlation structure while ``reg_lambda`` sets the overall strength,
+        as in weight decay (multilinear relationship networks fix the scale of
+        their task covariance the same way). The two block steps then minimise
+        two scale-free subproblems, so :meth:`objective` is no longer
+        guaranteed to decrease. Needs ``u <= 1 <= v``.
 
     Attributes
     ----------

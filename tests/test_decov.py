@@ -75,5 +75,5 @@ def test_decov_changes_the_fit_and_needs_a_linear_layer():
     conv_only = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
     net = AdaRegNeuralNet(conv_only, nn.MSELoss, adareg_layers="conv",
                           decov_lambda=1.0, train_split=None, verbose=0)
-    with pytest.raises(ValueError, match="needs an nn.Linear"):
+    with pytest.raises(ValueError, match=r"needs an nn\.Linear"):
         net.fit(torch.randn(4, 1, 5, 5), torch.randn(4, 18))

@@ -1,5 +1,7 @@
 """The skorch side: AdaRegMixin and the public nets."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from sk_adareg import AdaRegClassifier, AdaRegNeuralNet, AdaRegNeuralNetClassifier
-from sk_adareg.exceptions import TrainingDivergedError
+from sk_adareg.exceptions import CollapseWarning, TrainingDivergedError
 
 
 def regression_data(n=64, seed=0):
@@ -109,3 +111,42 @@ def test_classifier_net_with_cross_entropy():
     assert net.priors_.names == ["2.weight"]
     np.testing.assert_allclose(net.predict_proba(X.astype(np.float32)).sum(axis=1), 1,
                                rtol=1e-5)
+
+
+class Shrink(Callback):
+    """Scales the last layer down at every epoch: a collapse, without waiting for one."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def on_epoch_begin(self, net, **kwargs):
+        with torch.no_grad():
+            net.module_[2].weight.mul_(self.factor)
+
+
+def shrinking_net(factor, **params):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 3))
+    # lr=0: only the callback moves the weights
+    return AdaRegNeuralNet(module, nn.MSELoss, lr=0.0, max_epochs=12, cov_update_every=2,
+                           train_split=None, verbose=0, callbacks=[Shrink(factor)], **params)
+
+
+def test_a_collapsing_layer_is_warned_about_once():
+    net = shrinking_net(0.5, u=1e-3, v=1e3, precision_scale="learned")
+    with pytest.warns(CollapseWarning, match=r"collapsing '2.weight'.*row precision.*v=1000"
+                      ) as record:
+        net.fit(*regression_data())
+    assert len([w for w in record if w.category is CollapseWarning]) == 1
+
+
+@pytest.mark.parametrize("factor, params", [
+    (0.5, {"u": 1e-3, "v": 1e3}),  # the default unit-mean precisions cannot pin at v
+    (0.7, {"u": 1e-3, "v": 1e9, "precision_scale": "learned"}),  # shrinks, not yet pinned
+    (1.0, {"u": 1.0, "v": 1.0, "precision_scale": "learned"}),  # pinned, not shrinking
+])
+def test_healthy_fits_are_not_warned_about(factor, params):
+    net = shrinking_net(factor, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        net.fit(*regression_data())

@@ -148,13 +148,11 @@ def test_paper_and_authors_numerators_differ_as_documented():
     torch.testing.assert_close(authors.row_precision, torch.eye(p, dtype=torch.float64) * p / 4)
 
 
-@pytest.mark.parametrize("precision_scale", ["learned", "unit_mean"])
 @pytest.mark.parametrize("numerator", ["paper", "authors"])
-def test_block_coordinate_descent_never_increases_objective(numerator, precision_scale):
+def test_block_coordinate_descent_never_increases_objective(numerator):
     rng = np.random.default_rng(3)
     w = torch.as_tensor(rng.standard_normal((12, 40)) * 0.3)
-    prior = MatrixNormalPrior(w.shape, 0.1, 10, numerator=numerator,
-                              precision_scale=precision_scale)
+    prior = MatrixNormalPrior(w.shape, 0.1, 10, numerator=numerator)
     values = [prior.objective(w).item()]
     for _ in range(15):
         prior.update(w)
@@ -164,6 +162,11 @@ def test_block_coordinate_descent_never_increases_objective(numerator, precision
     assert values[-1] < values[0]  # it does move
 
 
+def normalized(delta, m):
+    """The scatter the unit-mean update sees: Delta * m / mean eigenvalue."""
+    return delta * m / np.trace(delta) * delta.shape[0]
+
+
 @pytest.mark.parametrize("p, d", SHAPES)
 def test_unit_mean_update_is_the_constrained_minimiser(p, d):
     rng = np.random.default_rng(4)
@@ -171,24 +174,42 @@ def test_unit_mean_update_is_the_constrained_minimiser(p, d):
     prior = MatrixNormalPrior((p, d), u, v, precision_scale="unit_mean")
     omega_c_old = random_precision(rng, d, u, v, unit_mean=True)
     set_precisions(prior, random_precision(rng, p, u, v, unit_mean=True), omega_c_old)
-    w = rng.standard_normal((p, d))
+    w = rng.standard_normal((p, d)) * 0.05
     prior.update(torch.as_tensor(w))
     omega_r = prior.row_precision.numpy()
     omega_c = prior.column_precision.numpy()
     for omega in (omega_r, omega_c):
         assert_feasible(omega, u, v)
         assert np.trace(omega) / omega.shape[0] == pytest.approx(1.0, abs=1e-9)
-    assert_minimises(omega_r, w @ omega_c_old @ w.T, d, u, v, rng, unit_mean=True)
-    assert_minimises(omega_c, w.T @ omega_r @ w, p, u, v, rng, unit_mean=True)
+    assert_minimises(omega_r, normalized(w @ omega_c_old @ w.T, d), d, u, v, rng,
+                     unit_mean=True)
+    assert_minimises(omega_c, normalized(w.T @ omega_r @ w, p), p, u, v, rng, unit_mean=True)
 
 
-def test_unit_mean_agrees_with_learned_when_that_already_has_mean_one():
-    # Delta = m I gives Omega = I in the paper's update: the mean is already 1.
-    delta = torch.eye(5, dtype=torch.float64) * 3.0
+@pytest.mark.parametrize("precision_scale, invariant", [("unit_mean", True), ("learned", False)])
+def test_unit_mean_precisions_ignore_the_scale_of_the_weights(precision_scale, invariant):
+    w = torch.randn(7, 30, dtype=torch.float64)
+    small = MatrixNormalPrior(w.shape, 0.01, 100, precision_scale=precision_scale).update(w)
+    large = MatrixNormalPrior(w.shape, 0.01, 100, precision_scale=precision_scale)
+    large.update(50.0 * w)
+    same = torch.allclose(small.row_precision, large.row_precision, rtol=1e-9, atol=1e-12)
+    assert same == invariant
+    if invariant:
+        torch.testing.assert_close(small.column_precision, large.column_precision)
+        # ... and they learn structure: not the identity
+        assert small.row_eigenvalues.max() / small.row_eigenvalues.min() > 1.5
+
+
+def test_unit_mean_is_the_paper_update_of_the_normalized_scatter():
+    # When the paper's update of the normalized scatter already has mean 1, they agree.
+    delta = torch.eye(5, dtype=torch.float64) * 12.0
     learned = inv_threshold(delta, 3.0, 0.1, 10)
     unit = inv_threshold(delta, 3.0, 0.1, 10, unit_mean=True)
-    torch.testing.assert_close(learned, torch.eye(5, dtype=torch.float64))
-    torch.testing.assert_close(unit, learned)
+    torch.testing.assert_close(learned, 0.25 * torch.eye(5, dtype=torch.float64))
+    torch.testing.assert_close(unit, torch.eye(5, dtype=torch.float64))
+    torch.testing.assert_close(inv_threshold(delta / 4, 3.0, 0.1, 10), unit)
+    zero = inv_threshold(torch.zeros(4, 4), 3.0, 0.1, 10, unit_mean=True)
+    torch.testing.assert_close(zero, torch.eye(4, dtype=torch.float64))
 
 
 def test_inv_threshold_matches_numpy_reference():

@@ -1,0 +1,319 @@
+"""Tests of sk_adareg.plotting: what the displays draw, checked on the Agg backend."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, AdaRegNeuralNet
+from sk_adareg.metrics import covariance_to_correlation
+from sk_adareg.plotting import CovarianceDisplay, TrainingCurveDisplay
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DIGIT_NAMES = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                        "eight", "nine"])
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    """Digits with class names, validation data and 3 precision updates."""
+    X, y = load_digits(n_class=4, return_X_y=True)
+    return AdaRegClassifier(hidden_layer_sizes=(16,), max_epochs=6, cov_update_every=2,
+                            early_stopping=True, n_iter_no_change=100,
+                            random_state=0).fit(X[:200] / 16, DIGIT_NAMES[y[:200]])
+
+
+@pytest.fixture(scope="module")
+def regressor():
+    """A linear multitask model on a DataFrame: columns of its weight are the features."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 4)), columns=["age", "dose", "height", "weight"])
+    Y = X.to_numpy() @ rng.normal(size=(4, 3))
+    return AdaRegMultiTaskRegressor(hidden_layer_sizes=(), max_epochs=5, cov_update_every=2,
+                                    random_state=0).fit(X, Y)
+
+
+def tick_texts(labels):
+    return [label.get_text() for label in labels]
+
+
+# -- CovarianceDisplay ---------------------------------------------------------------
+
+
+def test_row_correlation_image_labels_and_values(classifier):
+    disp = CovarianceDisplay.from_estimator(classifier)
+    expected = covariance_to_correlation(classifier.row_covariance_)
+    assert_allclose(disp.im_.get_array(), expected, rtol=1e-12, atol=0)
+    assert_allclose(disp.matrix, expected, rtol=1e-12, atol=0)
+    assert disp.im_.get_clim() == (-1.0, 1.0)
+    names = list(classifier.classes_)
+    assert tick_texts(disp.ax_.get_xticklabels()) == names
+    assert tick_texts(disp.ax_.get_yticklabels()) == names
+    assert disp.ax_.get_xlabel() == disp.ax_.get_ylabel() == "class"
+    assert "output.weight" in disp.ax_.get_title() and "prior" in disp.ax_.get_title()
+    assert disp.colorbar_.ax.get_ylabel() == "correlation"
+    # The values written in the cells are the matrix entries.
+    texts = np.vectorize(lambda t: t.get_text())(disp.text_)
+    written = np.vectorize(lambda v: f"{v:.2f}".replace("-0.00", "0.00"))(expected)
+    assert_array_equal(texts, written)
+    assert disp.ax_ is disp.im_.axes and disp.figure_ is disp.ax_.figure
+
+
+def test_row_covariance_has_symmetric_color_range(classifier):
+    disp = CovarianceDisplay.from_estimator(classifier, kind="covariance", include_values=False)
+    assert_allclose(disp.im_.get_array(), classifier.row_covariance_, rtol=1e-12, atol=0)
+    limit = np.abs(classifier.row_covariance_).max()
+    assert disp.im_.get_clim() == pytest.approx((-limit, limit))
+    assert disp.text_ is None
+    assert disp.colorbar_.ax.get_ylabel() == "covariance"
+
+
+def test_column_covariance_has_sparse_ticks(classifier):
+    disp = CovarianceDisplay.from_estimator(classifier, which="column", kind="covariance",
+                                            max_tick_labels=5)
+    assert_allclose(disp.im_.get_array(), classifier.column_covariance_, rtol=1e-12, atol=0)
+    ticks = disp.ax_.get_xticks()
+    assert 2 <= len(ticks) <= 6 and np.all(np.diff(ticks) > 1)
+    # Each tick is labelled with the unit it sits on.
+    assert tick_texts(disp.ax_.get_xticklabels()) == [str(int(t)) for t in ticks]
+    assert disp.ax_.get_xlabel() == "unit of hidden layer 1"
+    assert disp.text_ is None  # 16 x 16: too many cells to write values in
+
+
+def test_no_ticks_when_asked(classifier):
+    disp = CovarianceDisplay.from_estimator(classifier, which="column", max_tick_labels=0)
+    assert len(disp.ax_.get_xticks()) == 0
+
+
+def test_weights_source_is_the_second_moment_of_the_weight(classifier):
+    W = classifier.net_.module_.output.weight.detach().double().numpy()
+    rows = W / np.linalg.norm(W, axis=1, keepdims=True)
+    disp = CovarianceDisplay.from_estimator(classifier, source="weights")
+    assert_allclose(disp.im_.get_array(), rows @ rows.T, atol=1e-12)
+    assert "weights" in disp.ax_.get_title()
+    disp = CovarianceDisplay.from_estimator(classifier, which="column", source="weights",
+                                            kind="covariance")
+    assert_allclose(disp.im_.get_array(), W.T @ W / W.shape[0], atol=1e-12)
+
+
+def test_regressor_task_and_feature_labels(regressor):
+    disp = CovarianceDisplay.from_estimator(regressor)
+    assert tick_texts(disp.ax_.get_xticklabels()) == ["task 0", "task 1", "task 2"]
+    assert disp.ax_.get_ylabel() == "task"
+    disp = CovarianceDisplay.from_estimator(regressor, which="column")
+    assert tick_texts(disp.ax_.get_yticklabels()) == ["age", "dose", "height", "weight"]
+    assert disp.ax_.get_xlabel() == "input feature"
+    assert_allclose(disp.im_.get_array(),
+                    covariance_to_correlation(regressor.column_covariance_), rtol=1e-12)
+
+
+def test_explicit_labels_and_axes(regressor):
+    fig, ax = plt.subplots()
+    disp = CovarianceDisplay.from_estimator(regressor, labels=["x", "y", "z"], ax=ax,
+                                            colorbar=False)
+    assert disp.ax_ is ax and disp.figure_ is fig and disp.colorbar_ is None
+    assert tick_texts(ax.get_xticklabels()) == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="one entry per row of the 3 x 3 matrix, got 2"):
+        CovarianceDisplay.from_estimator(regressor, labels=["x", "y"])
+
+
+def test_hidden_layer_of_a_fully_regularized_network():
+    X, y = load_digits(n_class=3, return_X_y=True)
+    clf = AdaRegClassifier(hidden_layer_sizes=(6,), adareg_layers="all", max_epochs=2,
+                           random_state=0).fit(X[:60] / 16, y[:60])
+    disp = CovarianceDisplay.from_estimator(clf, layer="hidden.0.weight")
+    assert_allclose(disp.im_.get_array(),
+                    covariance_to_correlation(clf.row_covariances_["hidden.0.weight"]),
+                    rtol=1e-12)
+    # Rows of a hidden layer are its units, not the classes.
+    assert tick_texts(disp.ax_.get_xticklabels()) == [str(i) for i in range(6)]
+    assert disp.ax_.get_xlabel() == "unit of hidden layer 1"
+    # Its columns are the input pixels.
+    disp = CovarianceDisplay.from_estimator(clf, which="column", layer="hidden.0.weight")
+    assert disp.ax_.get_xlabel() == "input feature"
+    with pytest.raises(ValueError, match=r"one of \['hidden.0.weight', 'output.weight'\]"):
+        CovarianceDisplay.from_estimator(clf, layer="hidden.0.bias")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"which": "rows"}, "which must be one of"),
+        ({"kind": "precision"}, "kind must be one of"),
+        ({"source": "data"}, "source must be one of"),
+        ({"layer": "nope"}, "layer must name a regularized weight"),
+    ],
+)
+def test_covariance_display_invalid_options(classifier, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CovarianceDisplay.from_estimator(classifier, **kwargs)
+
+
+def test_covariance_display_of_an_unfitted_estimator():
+    with pytest.raises(NotFittedError):
+        CovarianceDisplay.from_estimator(AdaRegClassifier())
+
+
+def test_covariance_display_constructor():
+    matrix = np.array([[2.0, -1.0], [-1.0, 3.0]])
+    disp = CovarianceDisplay(matrix, labels=["a", "b"], axis_label="thing").plot()
+    assert_array_equal(disp.im_.get_array(), matrix)
+    assert disp.im_.get_clim() == (-3.0, 3.0)  # white is 0
+    assert disp.ax_.get_xlabel() == "thing"
+    with pytest.raises(ValueError, match="square"):
+        CovarianceDisplay(np.ones((2, 3))).plot()
+
+
+def test_values_that_round_to_zero_have_no_sign():
+    matrix = np.array([[1.0, -0.001], [-0.001, 1.0]])
+    disp = CovarianceDisplay(matrix, kind="correlation").plot(values_format=".2f")
+    assert disp.text_[0, 1].get_text() == "0.00"
+    disp = CovarianceDisplay(matrix, kind="correlation").plot(values_format=".1e")
+    assert disp.text_[0, 1].get_text() == "-1.0e-03"
+
+
+# -- TrainingCurveDisplay ------------------------------------------------------------
+
+
+def test_training_curves_follow_the_history(classifier):
+    history = classifier.history_
+    epochs = np.asarray(history[:, "epoch"], dtype=float)
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    assert len(disp.axes_) == 4 and disp.ax_ is disp.axes_[0]
+    assert [ax.get_ylabel() for ax in disp.axes_] == [
+        "cross-entropy", "penalty", "prior objective", "precision eigenvalue"]
+    expected = {
+        "train_loss": history[:, "train_data_loss"],
+        "valid_loss": history[:, "valid_loss"],
+        "penalty": history[:, "adareg_penalty"],
+        "objective": history[:, "adareg_objective"],
+        "row_precision_min": history[:, "row_precision_min"],
+        "row_precision_max": history[:, "row_precision_max"],
+        "column_precision_min": history[:, "column_precision_min"],
+        "column_precision_max": history[:, "column_precision_max"],
+    }
+    assert set(disp.lines_) == set(expected)
+    for key, values in expected.items():
+        assert_array_equal(disp.lines_[key].get_xdata(), epochs)
+        assert_array_equal(disp.lines_[key].get_ydata(), values)
+    assert disp.axes_[0].get_yscale() == "log" and disp.axes_[3].get_yscale() == "log"
+
+
+def test_update_epochs_are_marked(classifier):
+    history = classifier.history_
+    updates = [row["epoch"] for row in history if row["cov_update"]]
+    assert updates == [2, 4, 6]
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    for panel, lines in disp.update_lines_.items():
+        assert [line.get_xdata()[0] for line in lines] == updates, panel
+    # One legend entry for all markers, in the top panel only.
+    legends = [tick_texts(ax.get_legend().get_texts()) for ax in disp.axes_]
+    assert legends[0] == ["training", "validation", "precision update"]
+    assert all("precision update" not in legend for legend in legends[1:])
+
+
+def test_precision_bounds_are_drawn(classifier):
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    levels = [line.get_ydata()[0] for line in disp.axes_[3].get_lines()
+              if line.get_linestyle() == "--"]
+    assert levels == [classifier.u, classifier.v]
+
+
+def test_no_validation_curve_without_early_stopping(regressor):
+    disp = TrainingCurveDisplay.from_estimator(regressor)
+    assert "valid_loss" not in disp.lines_
+    assert tick_texts(disp.ax_.get_legend().get_texts()) == ["training", "precision update"]
+    assert disp.ax_.get_ylabel().startswith("mean squared error")
+    assert disp.ax_.get_title() == "Training of AdaRegMultiTaskRegressor"
+
+
+def test_panels_on_given_axes(classifier):
+    fig, ax = plt.subplots()
+    disp = TrainingCurveDisplay.from_estimator(classifier, ax=ax)  # one Axes: the loss
+    assert disp.ax_ is ax and list(disp.axes_) == [ax] and disp.figure_ is fig
+    assert set(disp.lines_) == {"train_loss", "valid_loss"}
+    assert list(disp.update_lines_) == ["loss"]
+    fig, axes = plt.subplots(1, 2)
+    disp = TrainingCurveDisplay.from_estimator(classifier, ax=axes,
+                                               panels=["precision", "penalty"])
+    assert axes[0].get_ylabel() == "precision eigenvalue"
+    assert axes[1].get_ylabel() == "penalty"
+    with pytest.raises(ValueError, match="one Axes per panel"):
+        TrainingCurveDisplay.from_estimator(classifier, ax=axes)
+    with pytest.raises(ValueError, match="panels entry must be one of"):
+        TrainingCurveDisplay.from_estimator(classifier, panels=["accuracy"])
+    with pytest.raises(ValueError, match="without repeats"):
+        TrainingCurveDisplay.from_estimator(classifier, panels=["loss", "loss"])
+
+
+def test_training_display_constructor():
+    disp = TrainingCurveDisplay([1, 2, 3], [3.0, 2.0, 1.0], cov_update_epochs=[3]).plot()
+    assert len(disp.axes_) == 1  # only the panel with data
+    assert_array_equal(disp.lines_["train_loss"].get_ydata(), [3.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match="has no data"):
+        TrainingCurveDisplay([1, 2], [1.0, 0.5]).plot(panels=["penalty"])
+    with pytest.raises(ValueError, match=r"penalty must have shape \(2,\)"):
+        TrainingCurveDisplay([1, 2], [1.0, 0.5], penalty=[1.0]).plot()
+
+
+def test_from_history_skips_keys_missing_at_some_epoch():
+    rows = [{"epoch": 1, "train_data_loss": 1.0, "valid_loss": 1.2},
+            {"epoch": 2, "train_data_loss": 0.5}]  # e.g. an interrupted epoch
+    disp = TrainingCurveDisplay.from_history(rows)
+    assert set(disp.lines_) == {"train_loss"}
+    with pytest.raises(ValueError, match="fit the model first"):
+        TrainingCurveDisplay.from_history([])
+    with pytest.raises(ValueError, match=r"'train_data_loss'.*keys \['epoch', 'train_loss'\]"):
+        TrainingCurveDisplay.from_history([{"epoch": 1, "train_loss": 1.0}])
+
+
+def test_displays_of_a_skorch_net():
+    net = AdaRegNeuralNet(torch.nn.Linear(3, 2), torch.nn.MSELoss, max_epochs=2,
+                          cov_update_every=1, train_split=None, verbose=0)
+    X = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    net.fit(X, 2 * X[:, :2])
+    disp = TrainingCurveDisplay.from_estimator(net)
+    assert disp.ax_.get_ylabel() == "mean squared error"
+    assert [line.get_xdata()[0] for line in disp.update_lines_["loss"]] == [1, 2]
+    disp = CovarianceDisplay.from_estimator(net, which="column")
+    assert_allclose(disp.im_.get_array(),
+                    covariance_to_correlation(net.priors_["weight"].column_covariance),
+                    rtol=1e-12)
+    assert disp.ax_.get_xlabel() == "input unit of weight"
+
+
+def test_training_display_of_an_unfitted_estimator():
+    with pytest.raises(NotFittedError):
+        TrainingCurveDisplay.from_estimator(AdaRegMultiTaskRegressor())
+
+
+# -- matplotlib stays optional -------------------------------------------------------
+
+
+def test_importing_does_not_import_matplotlib():
+    code = ("import sys, sk_adareg, sk_adareg.metrics, sk_adareg.plotting; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_clear_error_without_matplotlib(monkeypatch, classifier):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install sk-adareg\[plot\]"):
+        CovarianceDisplay.from_estimator(classifier)
+    with pytest.raises(ImportError, match=r"TrainingCurveDisplay\.plot requires matplotlib"):
+        TrainingCurveDisplay.from_estimator(classifier)
