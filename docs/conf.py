@@ -30,4 +30,5 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
 }
 
-html_theme = "pydata_sphinx_theme" if importlib.util.find_spec("pydata_sphinx_theme") else "alabaster"
+_PYDATA = importlib.util.find_spec("pydata_sphinx_theme") is not None
+html_theme = "pydata_sphinx_theme" if _PYDATA else "alabaster"
