@@ -54,10 +54,11 @@ def zoomed(covariance):
 # %%
 # Left, the correlation between the rows of the learned weight (Fig. 5 of the
 # paper). Right, the correlation of the prior's ``Sigma_r`` (Fig. 8a). The
-# prior shrinks it strongly toward the identity: its off-diagonal
-# correlations are some 40 times weaker, so its colour range is zoomed (the
-# diagonal, exactly 1, is off that scale), but their signs follow the
-# weights': for instance the pairs 3-4 and 6-9 are negative, 4-7 positive.
+# bounds ``u`` and ``v`` keep the prior's eigenvalues within a factor
+# ``v / u`` of each other, so its correlations are somewhat weaker and its
+# colour range is zoomed (the diagonal, exactly 1, is off that scale); the
+# pattern is the weights': for instance the pairs 3-4 and 6-9 are negative,
+# 4-7 positive.
 
 fig, (ax_weights, ax_prior) = plt.subplots(1, 2, figsize=(13, 5.6), layout="constrained")
 CovarianceDisplay.from_estimator(clf, source="weights", ax=ax_weights)
@@ -74,7 +75,7 @@ plt.savefig("covariance_digits.png", dpi=100)
 # %%
 # The column covariance ``Sigma_c`` relates the 100 hidden units (Fig. 8b).
 # With so many units, the axes are labelled sparsely and the values are not
-# written in the cells. The correlations are weak and scattered; the white
+# written in the cells. The correlations are scattered, with no blocks; the white
 # lines are hidden units that never fire on the training data (dead ReLUs):
 # their outgoing weights stay at zero, and the prior finds them correlated
 # with no other unit.
@@ -115,7 +116,8 @@ print("Explained variance per task:", np.round(scores, 3))
 
 # %%
 # The learned weights recover the two task groups and the opposite task; the
-# prior's ``Sigma_r`` shows the same pattern, shrunk toward the identity.
+# prior's ``Sigma_r`` shows the same pattern, with correlations about half as
+# strong (its eigenvalues stay within a factor ``v / u`` of each other).
 
 fig, axes = plt.subplots(1, 3, figsize=(18, 5.4), layout="constrained")
 tasks = [f"task {k}" for k in range(coef.shape[1])]

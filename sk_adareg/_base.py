@@ -4,6 +4,7 @@
 
 import contextlib
 import copy
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -77,7 +78,7 @@ class _BaseAdaReg(BaseEstimator):
         hidden_layer_sizes=(100,),
         dropout=0.0,
         batch_norm=False,
-        reg_lambda=1e-3,
+        reg_lambda=3e-3,
         u=0.1,
         v=10.0,
         precision_scale="unit_mean",
@@ -128,6 +129,8 @@ class _BaseAdaReg(BaseEstimator):
     def _check_params(self):
         """Checks across parameters, after the per-parameter constraints."""
         _check_bounds(self.u, self.v, self.precision_scale)
+        if self.module is None:
+            self._hidden_layer_sizes()
         try:
             device = torch.device(self.device)
         except RuntimeError as exc:
@@ -143,9 +146,19 @@ class _BaseAdaReg(BaseEstimator):
 
     # -- fitting --------------------------------------------------------------
 
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
+                   for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be an int or a sequence of ints >= 1, got "
+                f"{self.hidden_layer_sizes!r}.")
+        return tuple(int(s) for s in sizes)
+
     def _build_module(self, n_features, n_outputs):
         if self.module is None:
-            return MLP(n_features, n_outputs, tuple(self.hidden_layer_sizes),
+            return MLP(n_features, n_outputs, self._hidden_layer_sizes(),
                        dropout=self.dropout, batch_norm=self.batch_norm)
         if isinstance(self.module, torch.nn.Module):
             # Never train the user's instance in place: fits stay independent.
@@ -162,7 +175,11 @@ class _BaseAdaReg(BaseEstimator):
         stratify = None
         if self._stratify_validation:
             _, counts = np.unique(y, return_counts=True)
-            stratify = y if counts.min() >= 2 else None
+            # Stratifying needs 2 samples per class and room for every class in both
+            # parts (train_test_split's own rule); otherwise split at random.
+            n_valid = math.ceil(self.validation_fraction * len(y))
+            if counts.min() >= 2 and min(n_valid, len(y) - n_valid) >= len(counts):
+                stratify = y
         X_train, X_valid, y_train, y_valid = train_test_split(
             X, y, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
         return X_train, y_train, predefined_split(Dataset(X_valid, y_valid))
@@ -217,15 +234,26 @@ class _BaseAdaReg(BaseEstimator):
         train_split = None
         if self.early_stopping:
             X, y, train_split = self._split_validation(X, y, seed)
+        batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
+        if batch_norm and min(len(X), self.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True cannot train on batches of one sample: it needs "
+                f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
+                f"and {len(X)} sample(s){' after the validation split' * self.early_stopping}.")
         with _torch_seed(seed, self.device):
             module = self._build_module(self.n_features_in_, n_outputs)
             net = self._make_net(module, train_split, n_outputs)
+            if batch_norm:
+                # Batch normalization cannot train on a batch of one sample: drop
+                # such a last batch (a different sample each epoch, as they are shuffled).
+                net.set_params(iterator_train__drop_last=len(X) % self.batch_size == 1)
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
             net.fit(X, y)
-        if self.early_stopping:
-            # EarlyStopping restored the best weights: make the precisions
-            # optimal for them, as the last block of the coordinate descent.
+        if self.early_stopping or not any(row.get("cov_update") for row in net.history):
+            # EarlyStopping restored the best weights, or the fit (too short, or
+            # interrupted) never updated the precisions: make them optimal for
+            # the final weights, as the last block of the coordinate descent.
             net.update_priors()
         self._set_fitted_attributes(net)
         return self
@@ -233,8 +261,9 @@ class _BaseAdaReg(BaseEstimator):
     def _set_fitted_attributes(self, net):
         self.net_ = net
         self.history_ = net.history
-        self.n_iter_ = len(net.history)
-        self.loss_curve_ = list(net.history[:, "train_loss"])
+        # Complete epochs only: an interrupted epoch has no train_loss.
+        self.loss_curve_ = [row["train_loss"] for row in net.history if "train_loss" in row]
+        self.n_iter_ = len(self.loss_curve_)
         self.adareg_layers_ = list(net.priors_.names)
         self.row_precisions_, self.column_precisions_ = {}, {}
         self.row_covariances_, self.column_covariances_ = {}, {}
@@ -255,7 +284,16 @@ class _BaseAdaReg(BaseEstimator):
         """Network outputs for new data, as a float64 array."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return np.asarray(self.net_.predict_proba(X), dtype=np.float64)
+        outputs = np.asarray(self.net_.predict_proba(X), dtype=np.float64)
+        finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
+        if not finite.all():
+            raise FloatingPointError(
+                f"The network's outputs are NaN or infinite for {np.sum(~finite)} of "
+                f"{len(outputs)} samples. The network computes in float32: scale the "
+                "inputs like the training data; if they are, the fit diverged in its last "
+                f"steps: refit with a lower lr (lr={self.lr!r}) or reg_lambda "
+                f"(reg_lambda={self.reg_lambda!r}).")
+        return outputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -284,19 +322,27 @@ module : torch.nn.Module class, instance or callable, default=None
     batch_norm : bool, default=False
         Whether the default network uses batch normalization.
 
-    reg_lambda : float, default=1e-3
-        Strength ``lambda`` of the prior in objective (4). ``0`` trains
-        without it (the precisions are still estimated from the weights).
+    reg_lambda : float, default=3e-3
+        Strength ``lambda`` of the prior in objective (4), added to the mean
+        loss of each batch. ``0`` trains without it (the precisions are still
+        estimated from the weights). The default is the largest value that
+        never made AdaReg worse than no regularization in our benchmarks
+        (``benchmarks/README.md``); tune it by cross-validation for your data.
 
     u, v : float, default=0.1, 10.0
         Bounds ``0 < u <= v`` on the eigenvalues of both precision matrices.
+        With ``precision_scale="unit_mean"`` they bound how much more one
+        direction of the weights is penalised than another (``v / u``).
 
     precision_scale : {{"unit_mean", "learned"}}, default="unit_mean"
         ``"learned"`` is the paper's prior: the precisions' scale is learned
-        within ``[u, v]``. ``"unit_mean"`` (beyond the paper) fixes the mean
-        eigenvalue of each precision to 1, so the prior learns only how rows
-        and columns correlate and ``reg_lambda`` sets the overall strength as
-        in weight decay; it needs ``u <= 1 <= v``.
+        within ``[u, v]``; as the weights shrink, the precisions grow toward
+        ``v``, which can collapse the layer (a
+        :class:`~sk_adareg.exceptions.CollapseWarning` says so).
+        ``"unit_mean"`` (beyond the paper) makes each precision independent
+        of the weights' scale, with mean eigenvalue 1: the prior learns only
+        how rows and columns correlate, and ``reg_lambda`` sets the overall
+        strength, as in weight decay. It needs ``u <= 1 <= v``.
 
     cov_update_every : int, default=10
         Epochs of the network's optimizer between two closed-form updates of
@@ -380,7 +426,7 @@ row_covariance_ : ndarray of shape ({p}, {p})
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during fit, when ``X`` has string column names.
 
     net_ : skorch net
@@ -394,7 +440,24 @@ row_covariance_ : ndarray of shape ({p}, {p})
         ``column_precision_max``, ``cov_update``.
 
     loss_curve_ : list of float
-        Training loss (with the penalty) at each epoch.
+        Training loss (with the penalty) at each completed epoch.
 
     n_iter_ : int
-        Number of epochs run."""
+        Number of epochs completed."""
+
+_SHARED_NOTES = """The precisions are those of the last update (every ``cov_update_every``
+    epochs, and after early stopping restores the best weights); a fit that
+    made no update (``max_epochs < cov_update_every``) updates them once at
+    the end, so they always lie within ``[u, v]``.
+
+    A ``fit`` that raises leaves the estimator unfitted, even one fitted
+    before: :class:`~sk_adareg.exceptions.TrainingDivergedError` when the
+    training loss or the weights become NaN or infinite, ``ValueError`` for
+    bad input before training starts. A ``KeyboardInterrupt`` (Ctrl-C, or a
+    callback raising it) during training stops it, as in scikit-learn's
+    ``MLPClassifier``, and ``fit`` returns normally: the network keeps the
+    weights of the interruption (with ``early_stopping``, the best ones so
+    far), ``n_iter_`` and ``loss_curve_`` count the completed epochs
+    (``history_`` may end with the interrupted one), and the precisions
+    follow the rule above. An interruption before training starts propagates
+    and leaves the estimator unfitted."""

@@ -8,7 +8,7 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from ._base import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
 from .net import AdaRegNeuralNetClassifier
 
 __all__ = ["AdaRegClassifier"]
@@ -47,6 +47,8 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     The penalty's gradient costs two matrix products per batch; the update
     costs an eigendecomposition of each precision, O(p**3 + d**3), once
     every ``cov_update_every`` epochs.
+
+    {_SHARED_NOTES}
 
     References
     ----------
@@ -95,6 +97,17 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         if len(y) != len(X):
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+        if y.dtype == object and len(y) and isinstance(y[0], str):
+            # scikit-learn sorts such labels, and fails with numpy's bare TypeError
+            # when another type (None, NaN, a number) is among them.
+            try:
+                np.unique(y)
+            except TypeError:
+                types = sorted({type(label).__name__ for label in y})
+                raise TypeError(
+                    f"y mixes labels of types {types} that cannot be compared; use labels "
+                    "of one type, all strings or all numbers, with no missing values."
+                ) from None
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -120,7 +133,9 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities of the classes in ``classes_`` order, float64.
         """
-        return self._forward(X)
+        proba = self._forward(X)
+        # The softmax ran in float32: make each row sum to 1 to float64 precision.
+        return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):
         """Most probable class.

@@ -8,7 +8,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
-from ._base import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
 from .net import AdaRegNeuralNetRegressor
 
 __all__ = ["AdaRegMultiTaskRegressor"]
@@ -48,6 +48,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     AdaRegClassifier : The same prior for classification.
     sk_adareg.net.AdaRegNeuralNetRegressor : The skorch net it trains.
 
+    Notes
+    -----
+    {_SHARED_NOTES}
+
     References
     ----------
     .. [1] H. Zhao, Y.-H. H. Tsai, R. Salakhutdinov and G. J. Gordon,
@@ -82,7 +86,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         hidden_layer_sizes=(100,),
         dropout=0.0,
         batch_norm=False,
-        reg_lambda=1e-3,
+        reg_lambda=3e-3,
         u=0.1,
         v=10.0,
         precision_scale="unit_mean",
@@ -166,7 +170,13 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         self.n_outputs_ = y.shape[1]
         self._target_scaler_ = StandardScaler(with_mean=self.standardize_targets,
                                              with_std=self.standardize_targets).fit(y)
-        return self._target_scaler_.transform(y).astype(np.float32), self.n_outputs_
+        y_train = self._target_scaler_.transform(y).astype(np.float32)
+        if not np.isfinite(y_train).all():
+            how = "standardized" if self.standardize_targets else "cast to float32"
+            raise ValueError(
+                f"y is too large to train on: once {how}, as the network sees it, it has "
+                "NaN or infinite values. Scale y down.")
+        return y_train, self.n_outputs_
 
     def predict(self, X):
         """Predict the targets.

@@ -6,7 +6,7 @@ __all__ = ["CollapseWarning", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite.
+    """Raised when the training loss, or a weight, becomes NaN or infinite.
 
     The estimator that raised it is left unfitted. Lowering the learning rate
     (``lr``) or the prior's strength (``reg_lambda``) usually helps.

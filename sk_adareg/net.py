@@ -11,6 +11,7 @@ epochs (Algorithm 1 of the paper).
 import math
 import warnings
 
+import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
@@ -135,7 +136,8 @@ class AdaRegMixin:
     - the net's own ``on_epoch_end``, which skorch runs before any callback,
       updates the precisions every ``cov_update_every`` epochs, raises
       :class:`~sk_adareg.exceptions.TrainingDivergedError` when a training
-      loss of the epoch was NaN or infinite, and records in the history:
+      loss of the epoch, or a weight after it, was NaN or infinite, and
+      records in the history:
       ``train_data_loss`` (the loss without the penalty), ``adareg_penalty``,
       ``adareg_objective`` (the prior's part of objective (4)),
       ``row_precision_min``/``_max``, ``column_precision_min``/``_max`` and
@@ -147,7 +149,7 @@ class AdaRegMixin:
 
     Parameters
     ----------
-    reg_lambda : float, default=1e-3
+    reg_lambda : float, default=3e-3
         Strength of the prior (``lambda`` in objective (4)).
     u, v : float, default=0.1, 10.0
         Bounds on the eigenvalues of both precisions, ``0 < u <= v``.
@@ -177,7 +179,7 @@ class AdaRegMixin:
     restored weights.
     """
 
-    def __init__(self, *args, reg_lambda=1e-3, u=0.1, v=10.0, cov_update_every=10,
+    def __init__(self, *args, reg_lambda=3e-3, u=0.1, v=10.0, cov_update_every=10,
                  adareg_layers="last", numerator="paper", precision_scale="unit_mean",
                  decov_lambda=0.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -267,9 +269,15 @@ class AdaRegMixin:
                              dataset_valid=dataset_valid, **kwargs)
         epoch = len(self.history)
         batch_losses = self.history[-1, "batches", :, "train_loss"]
+        failed = None
         if not all(math.isfinite(loss) for loss in batch_losses):
+            failed = "training loss"
+        # The last step of an epoch can break the weights after its loss was read.
+        elif not torch.stack([p.isfinite().all() for p in self.module_.parameters()]).all():
+            failed = "network's weights"
+        if failed:
             raise TrainingDivergedError(
-                f"The training loss became NaN or infinite at epoch {epoch}. "
+                f"The {failed} became NaN or infinite at epoch {epoch}. "
                 f"Lower the learning rate (lr={self.lr!r}) or the prior's strength "
                 f"(reg_lambda={self.reg_lambda!r}), or scale the inputs."
             )

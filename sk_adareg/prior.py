@@ -82,6 +82,12 @@ def _unit_mean_eigenvalues(r, m, u, v):
 def _inv_threshold_eigh(delta, m, u, v, unit_mean=False):
     """Return ``(Omega, eigenvalues of Omega)``, both float64."""
     delta = delta.detach().to(torch.float64)
+    # The eigendecomposition of NaN fails with an opaque LinAlgError.
+    if not torch.isfinite(delta).all():
+        raise ValueError(
+            "The scatter matrix has NaN or infinite entries (a weight is NaN or infinite, "
+            "or too large for float64); the precisions cannot be updated from it."
+        )
     delta = (delta + delta.T) / 2
     r, q = torch.linalg.eigh(delta)
     # Eigenvalues within round-off of zero are zero (the rank-deficient case
@@ -338,7 +344,9 @@ class MatrixNormalPrior(nn.Module):
         Parameters
         ----------
         weight : torch.Tensor
-            A weight of shape ``weight_shape``; not modified.
+            A weight of shape ``weight_shape``; not modified. A ``ValueError``
+            is raised, and the precisions are left as they were, when it has
+            NaN or infinite entries.
 
         Returns
         -------
@@ -347,12 +355,15 @@ class MatrixNormalPrior(nn.Module):
         w = self.as_matrix(weight.detach()).to(torch.float64)
         m_r, m_c = self.counts
         unit_mean = self.precision_scale == "unit_mean"
+        # Rows first, then columns with the new Omega_r, as in Algorithm 1 (the
+        # authors' code updates the column precision first).
         omega_r, eig_r = _inv_threshold_eigh(
             w @ self.column_precision @ w.T, m_r, self.u, self.v, unit_mean)
+        omega_c, eig_c = _inv_threshold_eigh(
+            w.T @ omega_r @ w, m_c, self.u, self.v, unit_mean)
+        # Copied only once both succeeded: a failed update leaves the prior as it was.
         self.row_precision.copy_(omega_r)
         self.row_eigenvalues.copy_(eig_r)
-        omega_c, eig_c = _inv_threshold_eigh(
-            w.T @ self.row_precision @ w, m_c, self.u, self.v, unit_mean)
         self.column_precision.copy_(omega_c)
         self.column_eigenvalues.copy_(eig_c)
         return self
