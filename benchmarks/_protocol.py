@@ -7,6 +7,7 @@ Results go to ``results/<name>.csv`` one row per (method, training size,
 repetition), so an interrupted run resumes where it stopped.
 """
 
+import argparse
 import os
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _common import write_report
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, explained_variance_score
@@ -178,28 +180,74 @@ def chosen_table(results, methods):
     return "\n".join(lines)
 
 
-def plot_curves(results, methods, score_label, path):
-    """Learning curves and the last layer's stable rank and spectral norm (Fig. 2, 4)."""
+def plot_curves(results, methods, score_label, path, reference="none"):
+    """Learning curves, paired gains over ``reference``, and the last layer's stable rank
+    and spectral norm (the paper's Fig. 2 and Fig. 4)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    ref = results[results.method == reference].set_index(["n_train", "seed"])["score"]
+    panels = {"score": score_label, "gain": f"{score_label}: gain over '{reference}' (paired)",
+              "stable_rank": "stable rank of the last layer",
+              "spectral_norm": "spectral norm of the last layer"}
+    fig, axes = plt.subplots(1, 4, figsize=(21, 5), constrained_layout=True)
     for method in methods:
-        sub = results[results.method == method].groupby("n_train")
-        style = "--" if "AdaReg" not in method and method != "last-layer L2" else "-"
-        for ax, value in zip(axes, ("score", "stable_rank", "spectral_norm"), strict=True):
+        sub = results[results.method == method].set_index(["n_train", "seed"])
+        sub = sub.assign(gain=sub["score"] - ref).groupby("n_train")
+        style = "-" if "AdaReg" in method or method == "last-layer L2" else "--"
+        for ax, value in zip(axes, panels, strict=True):
             mean, std = sub[value].mean(), sub[value].std()
             ax.errorbar(mean.index, mean, yerr=std, label=method, linestyle=style,
                         marker="o", markersize=3, capsize=2)
-    titles = (score_label, "stable rank of the last layer", "spectral norm of the last layer")
-    for ax, title in zip(axes, titles, strict=True):
+    sizes = sorted(results["n_train"].unique())
+    for ax, title in zip(axes, panels.values(), strict=True):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("training set size")
         ax.set_title(title)
         ax.grid(alpha=0.3)
+    axes[1].axhline(0, color="black", linewidth=0.8)
     axes[0].legend(fontsize=8)
+    fig.suptitle("mean ± std over repetitions; solid lines: the AdaReg penalty", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"wrote {path}")
+
+
+def arguments(doc, sizes, protocol=False, **extra):
+    """Parse the options the benchmark scripts share (plus ``extra``: name -> add_argument kw)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if protocol:
+        parser.add_argument("--protocol", choices=["ours", "authors"], default="ours")
+    parser.add_argument("--repetitions", type=int, default=5)
+    if sizes is not None:
+        parser.add_argument("--sizes", type=int, nargs="+", default=sizes)
+    parser.add_argument("--n-jobs", type=int, default=n_jobs_default())
+    for flag, kwargs in extra.items():
+        parser.add_argument(flag, **kwargs)
+    return parser.parse_args()
+
+
+def report(name, results, methods, score_caption, layer, score_label, extra=()):
+    """Print the standard tables, plot the curves and write ``results/<name>.md``."""
+    sections = [
+        f"{score_caption} (mean ± std over repetitions):",
+        mean_std_table(results, "score", methods),
+        "Paired difference with no regularization, same splits and seeds:",
+        paired_difference_table(results, "none", methods),
+        f"Stable rank of the last layer ({layer}):",
+        mean_std_table(results, "stable_rank", methods, digits=2),
+        "Spectral norm of the last layer:",
+        mean_std_table(results, "spectral_norm", methods, digits=3),
+        *extra,
+    ]
+    if (results["chosen"] != "{}").any():
+        sections += ["Hyperparameters chosen by 3-fold cross-validation on the training part:",
+                     chosen_table(results, methods)]
+    body = "\n\n".join(sections)
+    print(body)
+    plot_curves(results, methods, score_label, Path(__file__).parent / "results" / f"{name}.png")
+    write_report(name, body)

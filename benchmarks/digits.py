@@ -13,22 +13,8 @@ Run from the repository root::
 Prints tables and writes ``benchmarks/results/digits*.{csv,md,png}``.
 """
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from _common import write_report
-from _protocol import (
-    AUTHORS_METHODS,
-    AUTHORS_PROTOCOL,
-    METHODS,
-    chosen_table,
-    mean_std_table,
-    n_jobs_default,
-    paired_difference_table,
-    plot_curves,
-    run,
-)
+from _protocol import AUTHORS_METHODS, AUTHORS_PROTOCOL, METHODS, arguments, report, run
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -48,13 +34,7 @@ def splits(sizes, repetitions):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", choices=["ours", "authors"], default="ours")
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    parser.add_argument("--n-jobs", type=int, default=n_jobs_default())
-    args = parser.parse_args()
-
+    args = arguments(__doc__, SIZES, protocol=True)
     base = AdaRegClassifier(hidden_layer_sizes=(100,))
     methods, name = METHODS, "digits"
     if args.protocol == "authors":
@@ -63,24 +43,8 @@ def main():
     results = run(name, base, methods, list(splits(args.sizes, args.repetitions)),
                   args.n_jobs)
     results = results[results.n_train.isin(args.sizes)]
-    order = list(methods)
-    sections = [
-        "Test accuracy (mean ± std over repetitions), the paper's Fig. 2:",
-        mean_std_table(results, "score", order),
-        "Paired difference with no regularization, same splits and seeds:",
-        paired_difference_table(results, "none", order),
-        "Stable rank of the last layer (10 x 100), the paper's Fig. 4:",
-        mean_std_table(results, "stable_rank", order, digits=2),
-        "Spectral norm of the last layer:",
-        mean_std_table(results, "spectral_norm", order, digits=3),
-        "Hyperparameters chosen by 3-fold cross-validation on the training part:",
-        chosen_table(results, order),
-    ]
-    body = "\n\n".join(sections)
-    print(body)
-    plot_curves(results, order, "test accuracy",
-                Path(__file__).parent / "results" / f"{name}.png")
-    write_report(name, body)
+    report(name, results, list(methods), "Test accuracy, the paper's Fig. 2",
+           "10 x 100, the paper's Fig. 4", "test accuracy")
 
 
 if __name__ == "__main__":

@@ -14,20 +14,8 @@ Run from the repository root::
 Prints tables and writes ``benchmarks/results/many_tasks.{csv,md,png}``.
 """
 
-import argparse
-from pathlib import Path
-
 import numpy as np
-from _common import write_report
-from _protocol import (
-    METHODS,
-    chosen_table,
-    mean_std_table,
-    n_jobs_default,
-    paired_difference_table,
-    plot_curves,
-    run,
-)
+from _protocol import METHODS, arguments, report, run
 
 from sk_adareg import AdaRegMultiTaskRegressor
 
@@ -62,34 +50,14 @@ def splits(sizes, repetitions):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    parser.add_argument("--n-jobs", type=int, default=n_jobs_default())
-    args = parser.parse_args()
-
+    args = arguments(__doc__, SIZES)
     base = AdaRegMultiTaskRegressor(hidden_layer_sizes=(64,))
     methods = {name: METHODS[name] for name in SHOWN}
     results = run("many_tasks", base, methods, list(splits(args.sizes, args.repetitions)),
                   args.n_jobs)
     results = results[results.n_train.isin(args.sizes)]
-    sections = [
-        "Mean explained variance over the 40 tasks (mean ± std over repetitions):",
-        mean_std_table(results, "score", SHOWN),
-        "Paired difference with no regularization, same training sets and seeds:",
-        paired_difference_table(results, "none", SHOWN),
-        "Stable rank of the last layer (40 x 64):",
-        mean_std_table(results, "stable_rank", SHOWN, digits=2),
-        "Spectral norm of the last layer:",
-        mean_std_table(results, "spectral_norm", SHOWN, digits=3),
-        "Hyperparameters chosen by 3-fold cross-validation on the training part:",
-        chosen_table(results, SHOWN),
-    ]
-    body = "\n\n".join(sections)
-    print(body)
-    plot_curves(results, SHOWN, "explained variance (test)",
-                Path(__file__).parent / "results" / "many_tasks.png")
-    write_report("many_tasks", body)
+    report("many_tasks", results, SHOWN, "Mean explained variance over the 40 tasks",
+           "40 x 64", "explained variance (test)")
 
 
 if __name__ == "__main__":

@@ -14,21 +14,16 @@ Run from the repository root::
 Prints tables and writes ``benchmarks/results/sarcos*.{csv,md,png}``.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import write_report
 from _protocol import (
     AUTHORS_METHODS,
     AUTHORS_PROTOCOL,
     METHODS,
-    chosen_table,
-    mean_std_table,
-    n_jobs_default,
-    paired_difference_table,
+    arguments,
     per_task_table,
-    plot_curves,
+    report,
     run,
 )
 from sklearn.pipeline import Pipeline
@@ -59,14 +54,8 @@ def splits(X, Y, sizes, repetitions):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED)
-    parser.add_argument("--protocol", choices=["ours", "authors"], default="ours")
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES)
-    parser.add_argument("--n-jobs", type=int, default=n_jobs_default())
-    args = parser.parse_args()
-
+    args = arguments(__doc__, SIZES, protocol=True, **{"--data": {"type": Path,
+                                                               "default": SHARED}})
     X, Y = load(args.data)
     net = AdaRegMultiTaskRegressor(hidden_layer_sizes=(256, 100))
     methods, name = METHODS, "sarcos"
@@ -78,26 +67,12 @@ def main():
                   args.n_jobs)
     results = results[results.n_train.isin(args.sizes)]
     order = list(methods)
-    sections = [
-        "Mean explained variance over the 7 tasks (mean ± std over repetitions):",
-        mean_std_table(results, "score", order),
-        "Paired difference with no regularization, same splits and seeds:",
-        paired_difference_table(results, "none", order),
-        "Stable rank of the last layer (7 x 100), the paper's Table 2:",
-        mean_std_table(results, "stable_rank", order, digits=2),
-        "Spectral norm of the last layer:",
-        mean_std_table(results, "spectral_norm", order, digits=3),
-    ]
+    per_task = []
     for n in (min(args.sizes), max(args.sizes)):
-        sections += [f"Explained variance per task at n={n} (the paper's Table 1 layout):",
+        per_task += [f"Explained variance per task at n={n} (the paper's Table 1 layout):",
                      per_task_table(results, n, order, 7)]
-    sections += ["Hyperparameters chosen by 3-fold cross-validation on the training part:",
-                 chosen_table(results, order)]
-    body = "\n\n".join(sections)
-    print(body)
-    plot_curves(results, order, "explained variance (test)",
-                Path(__file__).parent / "results" / f"{name}.png")
-    write_report(name, body)
+    report(name, results, order, "Mean explained variance over the 7 tasks",
+           "7 x 100, the paper's Table 2", "explained variance (test)", per_task)
 
 
 if __name__ == "__main__":
