@@ -140,9 +140,12 @@ class _BaseAdaReg(BaseEstimator):
 
     def _validate_X(self, X, reset):
         # Image-shaped input (n, channels, height, width) is for a custom module.
-        return validate_data(
+        X = validate_data(
             self, X, reset=reset, dtype=np.float32, allow_nd=self.module is not None,
         )
+        # torch warns about read-only arrays (memory maps, pandas' copy-on-write), though
+        # nothing writes to them: give it a writable copy.
+        return X if X.flags.writeable else X.copy()
 
     # -- fitting --------------------------------------------------------------
 

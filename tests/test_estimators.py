@@ -1,6 +1,7 @@
 """Behaviour of AdaRegClassifier and AdaRegMultiTaskRegressor as scikit-learn estimators."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -369,3 +370,13 @@ def test_new_data_is_checked_against_the_training_shape(digits):
     reg = AdaRegMultiTaskRegressor(max_epochs=1, random_state=0).fit(*multitask_data())
     with pytest.raises(ValueError, match="6 features"):
         reg.predict(np.zeros((2, 5)))
+
+
+def test_read_only_input_trains_without_torch_warnings(digits):
+    X, y = digits
+    X = X.astype(np.float32)
+    X.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf = AdaRegClassifier(max_epochs=2, random_state=0).fit(X, y)
+        clf.predict(X)
