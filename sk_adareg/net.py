@@ -10,6 +10,7 @@ epochs (Algorithm 1 of the paper).
 
 import math
 import warnings
+from numbers import Integral
 
 import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
@@ -179,6 +180,9 @@ class AdaRegMixin:
     restored weights.
     """
 
+    # A layer collapses when its norm falls below this fraction of its peak in the fit.
+    _COLLAPSE_RATIO = 0.25
+
     def __init__(self, *args, reg_lambda=3e-3, u=0.1, v=10.0, cov_update_every=10,
                  adareg_layers="last", numerator="paper", precision_scale="unit_mean",
                  decov_lambda=0.0, **kwargs):
@@ -209,7 +213,7 @@ class AdaRegMixin:
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        if not (isinstance(self.cov_update_every, int) and self.cov_update_every >= 1):
+        if not (isinstance(self.cov_update_every, Integral) and self.cov_update_every >= 1):
             raise ValueError(
                 f"cov_update_every must be an int >= 1, got {self.cov_update_every!r}."
             )
@@ -292,9 +296,6 @@ class AdaRegMixin:
         for key, value in self.priors_.diagnostics(self.module_).items():
             name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
             self.history.record(name, value)
-
-
-    _COLLAPSE_RATIO = 0.25
 
     def _warn_if_collapsing(self, epoch):
         for name, prior in self.priors_.items():

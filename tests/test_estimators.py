@@ -380,3 +380,10 @@ def test_read_only_input_trains_without_torch_warnings(digits):
         warnings.simplefilter("error", UserWarning)
         clf = AdaRegClassifier(max_epochs=2, random_state=0).fit(X, y)
         clf.predict(X)
+
+
+def test_numpy_integer_parameters_from_a_grid_are_accepted(digits):
+    X, y = digits
+    clf = AdaRegClassifier(max_epochs=np.int64(4), cov_update_every=np.int64(2),
+                           batch_size=np.int64(32), random_state=0).fit(X, y)
+    assert clf.history_[:, "cov_update"] == [False, True, False, True]
