@@ -193,14 +193,16 @@ class _BaseAdaReg(BaseEstimator):
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, threshold=self.tol,
                 threshold_mode="rel", load_best=True)))
+        # Integers may come as numpy integers from a parameter grid; torch's
+        # DataLoader accepts only Python ints.
         return self._net_class(
             module=module,
             criterion=self._criterion,
             optimizer=self.optimizer,
             lr=self.lr,
             optimizer__weight_decay=self.weight_decay,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
             iterator_train__shuffle=True,
             train_split=train_split,
             callbacks=callbacks,
@@ -210,7 +212,7 @@ class _BaseAdaReg(BaseEstimator):
             u=self.u,
             v=self.v,
             precision_scale=self.precision_scale,
-            cov_update_every=self.cov_update_every,
+            cov_update_every=int(self.cov_update_every),
             adareg_layers=(self.adareg_layers if isinstance(self.adareg_layers, str)
                            else list(self.adareg_layers)),
             decov_lambda=self.decov_lambda,
