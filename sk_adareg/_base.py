@@ -12,14 +12,20 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ._mlp import MLP
-from .prior import _check_bounds
+from ._params import (
+    ADAREG_PARAMS,
+    DEFAULTS,
+    check_params,
+    parameter_constraints,
+    parameters_doc,
+)
 
 __all__ = []
 
@@ -49,13 +55,7 @@ class _BaseAdaReg(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
-        "reg_lambda": [Interval(Real, 0, None, closed="left")],
-        "u": [Interval(Real, 0, None, closed="neither")],
-        "v": [Interval(Real, 0, None, closed="neither")],
-        "precision_scale": [StrOptions({"learned", "unit_mean"})],
-        "cov_update_every": [Interval(Integral, 1, None, closed="left")],
-        "decov_lambda": [Interval(Real, 0, None, closed="left")],
-        "adareg_layers": [StrOptions({"last", "all", "linear", "conv"}), list, tuple],
+        **parameter_constraints(),
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -78,13 +78,14 @@ class _BaseAdaReg(BaseEstimator):
         hidden_layer_sizes=(100,),
         dropout=0.0,
         batch_norm=False,
-        reg_lambda=3e-3,
-        u=0.1,
-        v=10.0,
-        precision_scale="unit_mean",
-        cov_update_every=10,
-        adareg_layers="last",
-        decov_lambda=0.0,
+        reg_lambda=DEFAULTS["reg_lambda"],
+        u=DEFAULTS["u"],
+        v=DEFAULTS["v"],
+        precision_scale=DEFAULTS["precision_scale"],
+        numerator=DEFAULTS["numerator"],
+        cov_update_every=DEFAULTS["cov_update_every"],
+        adareg_layers=DEFAULTS["adareg_layers"],
+        decov_lambda=DEFAULTS["decov_lambda"],
         max_epochs=200,
         batch_size=64,
         lr=1e-3,
@@ -107,6 +108,7 @@ class _BaseAdaReg(BaseEstimator):
         self.u = u
         self.v = v
         self.precision_scale = precision_scale
+        self.numerator = numerator
         self.cov_update_every = cov_update_every
         self.adareg_layers = adareg_layers
         self.decov_lambda = decov_lambda
@@ -128,7 +130,7 @@ class _BaseAdaReg(BaseEstimator):
 
     def _check_params(self):
         """Checks across parameters, after the per-parameter constraints."""
-        _check_bounds(self.u, self.v, self.precision_scale)
+        check_params({name: getattr(self, name) for name in ADAREG_PARAMS}, type(self).__name__)
         if self.module is None:
             self._hidden_layer_sizes()
         try:
@@ -208,14 +210,7 @@ class _BaseAdaReg(BaseEstimator):
             callbacks=callbacks,
             device=self.device,
             verbose=self.verbose,
-            reg_lambda=self.reg_lambda,
-            u=self.u,
-            v=self.v,
-            precision_scale=self.precision_scale,
-            cov_update_every=int(self.cov_update_every),
-            adareg_layers=(self.adareg_layers if isinstance(self.adareg_layers, str)
-                           else list(self.adareg_layers)),
-            decov_lambda=self.decov_lambda,
+            **{name: getattr(self, name) for name in ADAREG_PARAMS},
             **self._net_kwargs(n_outputs),
         )
 
@@ -255,11 +250,6 @@ class _BaseAdaReg(BaseEstimator):
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
             net.fit(X, y)
-        if self.early_stopping or not any(row.get("cov_update") for row in net.history):
-            # EarlyStopping restored the best weights, or the fit (too short, or
-            # interrupted) never updated the precisions: make them optimal for
-            # the final weights, as the last block of the coordinate descent.
-            net.update_priors()
         self._set_fitted_attributes(net)
         return self
 
@@ -307,7 +297,7 @@ class _BaseAdaReg(BaseEstimator):
 
 
 # numpydoc text of the parameters both estimators share, formatted into their docstrings.
-_SHARED_PARAMETERS = """\
+_SHARED_PARAMETERS_TEMPLATE = """\
 module : torch.nn.Module class, instance or callable, default=None
         The network. ``None`` builds a multilayer perceptron from the data's
         shape at fit time (``hidden_layer_sizes``, ``dropout``, ``batch_norm``).
@@ -327,42 +317,7 @@ module : torch.nn.Module class, instance or callable, default=None
     batch_norm : bool, default=False
         Whether the default network uses batch normalization.
 
-    reg_lambda : float, default=3e-3
-        Strength ``lambda`` of the prior in objective (4), added to the mean
-        loss of each batch. ``0`` trains without it (the precisions are still
-        estimated from the weights). The default is the largest value that
-        never made AdaReg worse than no regularization in our benchmarks
-        (``benchmarks/README.md``); tune it by cross-validation for your data.
-
-    u, v : float, default=0.1, 10.0
-        Bounds ``0 < u <= v`` on the eigenvalues of both precision matrices.
-        With ``precision_scale="unit_mean"`` they bound how much more one
-        direction of the weights is penalised than another (``v / u``).
-
-    precision_scale : {{"unit_mean", "learned"}}, default="unit_mean"
-        ``"learned"`` is the paper's prior: the precisions' scale is learned
-        within ``[u, v]``; as the weights shrink, the precisions grow toward
-        ``v``, which can collapse the layer (a
-        :class:`~sk_adareg.exceptions.CollapseWarning` says so).
-        ``"unit_mean"`` (beyond the paper) makes each precision independent
-        of the weights' scale, with mean eigenvalue 1: the prior learns only
-        how rows and columns correlate, and ``reg_lambda`` sets the overall
-        strength, as in weight decay. It needs ``u <= 1 <= v``.
-
-    cov_update_every : int, default=10
-        Epochs of the network's optimizer between two closed-form updates of
-        the precisions (Algorithm 1).
-
-    adareg_layers : {{"last", "all", "linear", "conv"}} or list of str, default="last"
-        Weights that carry a prior: the last ``nn.Linear`` (in registration
-        order), all ``nn.Linear`` and ``nn.Conv2d`` weights, all linear, all
-        convolutional, or a list of parameter names of the module.
-
-    decov_lambda : float, default=0.0
-        Strength of the DeCov penalty (Cogswell et al., 2016) on the input of
-        the network's last ``nn.Linear`` layer, a baseline the paper compares
-        with; it adds to the AdaReg penalty. Set ``reg_lambda=0`` for DeCov
-        alone.
+    {adareg_parameters}
 
     max_epochs : int, default=200
         Number of training epochs.
@@ -409,6 +364,10 @@ module : torch.nn.Module class, instance or callable, default=None
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Passed on to the skorch net."""
+
+# The AdaReg parameters' text comes from their one definition (escaped for .format).
+_SHARED_PARAMETERS = _SHARED_PARAMETERS_TEMPLATE.replace(
+    "{adareg_parameters}", parameters_doc().replace("{", "{{").replace("}", "}}"))
 
 _SHARED_ATTRIBUTES = """\
 row_covariance_ : ndarray of shape ({p}, {p})

@@ -54,3 +54,31 @@ class MLP(nn.Module):
 
     def forward(self, X):
         return self.output(self.hidden(X))
+
+    def axis_names(self, weight_name):
+        """What the columns and rows of a linear weight of this network stand for.
+
+        Parameters
+        ----------
+        weight_name : str
+            Name of an ``nn.Linear`` weight of this network.
+
+        Returns
+        -------
+        names : tuple of str
+            ``(columns, rows)``: ``"input feature"`` or ``"unit of hidden layer
+            k"`` (hidden layers count from 1), and ``"output"`` for the rows of
+            the last layer.
+
+        Examples
+        --------
+        >>> from sk_adareg._mlp import MLP
+        >>> MLP(21, 7, (256, 100)).axis_names("hidden.2.weight")
+        ('unit of hidden layer 1', 'unit of hidden layer 2')
+        """
+        names = [f"{name}.weight" for name, sub in self.named_modules()
+                 if isinstance(sub, nn.Linear)]
+        k = names.index(weight_name)
+        columns = "input feature" if k == 0 else f"unit of hidden layer {k}"
+        rows = "output" if k == len(names) - 1 else f"unit of hidden layer {k + 1}"
+        return columns, rows

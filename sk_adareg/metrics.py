@@ -14,12 +14,9 @@ For the per-task explained variance of Table 1, use scikit-learn's
 
 import numpy as np
 import torch
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_array
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAdaReg
-from .net import AdaRegMixin
+from ._fitted import fitted_model
 
 __all__ = ["covariance_to_correlation", "spectral_norm", "stable_rank", "weight_norms"]
 
@@ -133,24 +130,6 @@ def spectral_norm(W):
     return _norms(_as_matrix(W))[1]
 
 
-def _adareg_net(estimator):
-    """The skorch net of a fitted AdaReg estimator, or ``estimator`` if it is an AdaReg net."""
-    if isinstance(estimator, AdaRegMixin):
-        if not hasattr(estimator, "priors_"):
-            raise NotFittedError(
-                f"This {type(estimator).__name__} is not initialized yet: call "
-                "'initialize' or 'fit' first."
-            )
-        return estimator
-    if isinstance(estimator, _BaseAdaReg):
-        check_is_fitted(estimator, "net_")
-        return estimator.net_
-    raise TypeError(
-        "estimator must be a fitted AdaRegClassifier or AdaRegMultiTaskRegressor, or an "
-        f"AdaReg skorch net from sk_adareg.net; got {type(estimator).__name__}."
-    )
-
-
 def weight_norms(estimator):
     """Stable rank and spectral norm of every regularized weight of a fitted model.
 
@@ -190,11 +169,10 @@ def weight_norms(estimator):
     >>> list(norms), sorted(norms["output.weight"])
     (['output.weight'], ['spectral_norm', 'stable_rank'])
     """
-    net = _adareg_net(estimator)
+    model = fitted_model(estimator)
     norms = {}
-    for name, prior in net.priors_.items():
-        weight = prior.as_matrix(net.module_.get_parameter(name))
-        rank, norm = _norms(_as_matrix(weight, name))
+    for name in model.layers:
+        rank, norm = _norms(model.weight(name))
         norms[name] = {"stable_rank": rank, "spectral_norm": norm}
     return norms
 

@@ -16,9 +16,8 @@ imported when a display is drawn, never when this module is imported.
 import numpy as np
 from sklearn.covariance import empirical_covariance
 
-from ._base import _BaseAdaReg
-from ._layers import resolve_adareg_layers
-from .metrics import _adareg_net, _as_matrix, covariance_to_correlation
+from ._fitted import fitted_model
+from .metrics import covariance_to_correlation
 
 __all__ = ["CovarianceDisplay", "TrainingCurveDisplay"]
 
@@ -285,24 +284,23 @@ class CovarianceDisplay:
         _check_option("which", which, _WHICH)
         _check_option("kind", kind, _KINDS)
         _check_option("source", source, _SOURCES)
-        net = _adareg_net(estimator)
-        names = list(net.priors_.names)
+        model = fitted_model(estimator)
+        names = model.layers
         if layer is None:
             layer = names[-1]
         elif layer not in names:
             raise ValueError(
                 f"layer must name a regularized weight, one of {names}; got layer={layer!r}."
             )
-        prior = net.priors_[layer]
         if source == "prior":
-            cov = getattr(prior, f"{which}_covariance").cpu().numpy()
+            cov = getattr(model.priors[layer], f"{which}_covariance").cpu().numpy()
         else:
-            w = _as_matrix(net.module_.get_parameter(layer), layer)
+            w = model.weight(layer)
             # Rows (or columns) are the variables, the other axis the observations.
             cov = empirical_covariance(w.T if which == "row" else w, assume_centered=True)
         matrix = covariance_to_correlation(cov) if kind == "correlation" else cov
 
-        default_labels, axis_label = _default_labels(estimator, net, layer, which, len(matrix))
+        default_labels, axis_label = model.axis_labels(layer, which, len(matrix))
         labels = default_labels if labels is None else labels
         symbol = {"row": r"$\Sigma_r$", "column": r"$\Sigma_c$"}[which]
         if source == "prior":
@@ -321,32 +319,6 @@ def _format(value, values_format):
         return format(0.0, values_format) if float(text) == 0 else text
     except ValueError:  # a format float() cannot read back, e.g. ".1%"
         return text
-
-
-def _linear_weights(module):
-    try:
-        return resolve_adareg_layers(module, "linear")
-    except ValueError:  # no nn.Linear at all
-        return []
-
-
-def _default_labels(estimator, net, layer, which, size):
-    """(labels, axis label) of the rows or columns of ``layer``."""
-    linear = _linear_weights(net.module_)
-    units = list(range(size))
-    if which == "row" and linear and layer == linear[-1]:
-        if hasattr(estimator, "classes_") and len(estimator.classes_) == size:
-            return list(estimator.classes_), "class"
-        if getattr(estimator, "n_outputs_", None) == size:
-            return [f"task {k}" for k in range(size)], "task"
-    if isinstance(estimator, _BaseAdaReg) and estimator.module is None:
-        # The default MLP: linear[k] maps hidden layer k to hidden layer k + 1
-        # (layer 0 being the input features).
-        k = linear.index(layer) + (which == "row")
-        if k == 0:
-            return list(getattr(estimator, "feature_names_in_", units)), "input feature"
-        return units, f"unit of hidden layer {k}"
-    return units, f"{'output' if which == 'row' else 'input'} unit of {layer}"
 
 
 class TrainingCurveDisplay:
@@ -657,11 +629,9 @@ class TrainingCurveDisplay:
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         """
-        net = _adareg_net(estimator)
-        criterion = type(net.criterion_).__name__
-        loss_name = _LOSS_NAMES.get(criterion, criterion)
-        if getattr(estimator, "standardize_targets", False):
+        model = fitted_model(estimator)
+        loss_name = _LOSS_NAMES.get(model.criterion, model.criterion)
+        if model.standardized_targets:
             loss_name += "\n(standardized targets)"
-        return cls.from_history(net.history, precision_bounds=(net.u, net.v),
-                                loss_name=loss_name, name=type(estimator).__name__,
-                                ax=ax, panels=panels)
+        return cls.from_history(model.history, precision_bounds=model.bounds,
+                                loss_name=loss_name, name=model.name, ax=ax, panels=panels)

@@ -1,44 +1,26 @@
 """The matrix-variate normal prior of AdaReg and its closed-form updates.
 
-This module depends on PyTorch only, so that the prior can regularize any
-PyTorch model, with or without skorch or scikit-learn.
+The prior of one weight (:class:`MatrixNormalPrior`) and of several
+(:class:`PriorCollection`) are plain PyTorch modules: they regularize any
+PyTorch model, with or without skorch (scikit-learn only checks their
+hyperparameters).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
-from numbers import Real
 
 import torch
 from torch import nn
 
-__all__ = ["MatrixNormalPrior", "inv_threshold"]
+from ._params import PAPER_DEFAULTS, check_params
 
-_NUMERATORS = ("paper", "authors")
-_PRECISION_SCALES = ("learned", "unit_mean")
+__all__ = ["MatrixNormalPrior", "PriorCollection", "inv_threshold"]
+
 # Bisection steps for the unit-mean shift: the bracket shrinks by 2**-100,
 # far below float64 resolution, with no data-dependent stopping test (and so
 # no host synchronisation on CUDA).
 _N_BISECTION = 100
-
-
-def _check_bounds(u, v, precision_scale="learned"):
-    for name, value in (("u", u), ("v", v)):
-        if isinstance(value, bool) or not isinstance(value, Real):
-            raise TypeError(f"{name} must be a real number, got {value!r}.")
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be finite and > 0, got {name}={value!r}.")
-    if u > v:
-        raise ValueError(f"u must be <= v, got u={u!r} and v={v!r}.")
-    if precision_scale not in _PRECISION_SCALES:
-        raise ValueError(
-            f"precision_scale must be one of {_PRECISION_SCALES}, got {precision_scale!r}."
-        )
-    if precision_scale == "unit_mean" and not u <= 1.0 <= v:
-        raise ValueError(
-            "precision_scale='unit_mean' fixes the mean eigenvalue of each precision "
-            f"to 1, which needs u <= 1 <= v; got u={u!r} and v={v!r}."
-        )
 
 
 def _clipped_inverse(r, m, u, v, shift=0.0):
@@ -151,7 +133,8 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
     tensor([[ 0.5000,  0.0000],
             [ 0.0000, 10.0000]], dtype=torch.float64)
     """
-    _check_bounds(u, v, "unit_mean" if unit_mean else "learned")
+    check_params({"u": u, "v": v, "precision_scale": "unit_mean" if unit_mean else "learned"},
+                 "inv_threshold")
     if delta.ndim != 2 or delta.shape[0] != delta.shape[1]:
         raise ValueError(f"delta must be a square matrix, got shape {tuple(delta.shape)}.")
     if not m > 0:
@@ -181,7 +164,10 @@ class MatrixNormalPrior(nn.Module):
         Bounds ``0 < u <= v`` on the eigenvalues of both precisions (the
         constraint of objective (4)). The prior's strength on ``W`` then lies
         between ``u**2`` and ``v**2`` times the identity (``Omega_c`` kron
-        ``Omega_r``).
+        ``Omega_r``). The defaults of this class (these bounds and
+        ``precision_scale="learned"``) are the paper's on purpose: it is the
+        paper's prior. The nets and estimators default to the values measured
+        in ``benchmarks/defaults.py`` (0.1, 10, ``"unit_mean"``).
     numerator : {"paper", "authors"}, default="paper"
         The count in the closed-form update. ``"paper"`` follows Corollary 1:
         ``d`` for ``Omega_r`` and ``p`` for ``Omega_c``, the exponents of the
@@ -236,8 +222,9 @@ class MatrixNormalPrior(nn.Module):
     (torch.Size([3, 3]), torch.Size([5, 5]))
     """
 
-    def __init__(self, weight_shape, u=1e-3, v=1e3, *, numerator="paper",
-                 precision_scale="learned"):
+    def __init__(self, weight_shape, u=PAPER_DEFAULTS["u"], v=PAPER_DEFAULTS["v"], *,
+                 numerator=PAPER_DEFAULTS["numerator"],
+                 precision_scale=PAPER_DEFAULTS["precision_scale"]):
         super().__init__()
         weight_shape = tuple(int(s) for s in weight_shape)
         if len(weight_shape) not in (2, 4) or min(weight_shape) < 1:
@@ -252,7 +239,8 @@ class MatrixNormalPrior(nn.Module):
             self.register_buffer(f"{name}_precision", torch.eye(size, dtype=torch.float64))
             self.register_buffer(f"{name}_eigenvalues", torch.ones(size, dtype=torch.float64))
 
-    def set_hyperparameters(self, *, u, v, numerator="paper", precision_scale="learned"):
+    def set_hyperparameters(self, *, u, v, numerator=PAPER_DEFAULTS["numerator"],
+                            precision_scale=PAPER_DEFAULTS["precision_scale"]):
         """Check and set the bounds and conventions; the precisions stay as they are.
 
         Parameters
@@ -264,9 +252,8 @@ class MatrixNormalPrior(nn.Module):
         -------
         self : MatrixNormalPrior
         """
-        if numerator not in _NUMERATORS:
-            raise ValueError(f"numerator must be one of {_NUMERATORS}, got {numerator!r}.")
-        _check_bounds(u, v, precision_scale)
+        check_params({"u": u, "v": v, "numerator": numerator,
+                      "precision_scale": precision_scale}, type(self).__name__)
         self.u = float(u)
         self.v = float(v)
         self.numerator = numerator
@@ -446,6 +433,122 @@ class MatrixNormalPrior(nn.Module):
     def column_covariance(self):
         """``Sigma_c = Omega_c^{-1}`` (d x d, float64), from the eigendecomposition."""
         return _covariance(self.column_precision)
+
+
+class PriorCollection(nn.Module):
+    """The priors of a network, one :class:`MatrixNormalPrior` per weight.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network whose weights carry the priors.
+    names : list of str
+        Parameter names of ``module``, as in ``module.named_parameters()``.
+    **prior_params
+        Passed on to :class:`MatrixNormalPrior` (``u``, ``v``, ``numerator``,
+        ``precision_scale``).
+
+    Notes
+    -----
+    Pure PyTorch: it regularizes any model. Add ``reg_lambda *
+    priors.penalty(model)`` to the loss of each step, and call
+    ``priors.update(model)`` every few epochs.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sk_adareg.prior import PriorCollection
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> priors = PriorCollection(net, ["2.weight"], u=0.1, v=10)
+    >>> priors["2.weight"].shape
+    (2, 8)
+    """
+
+    def __init__(self, module, names, **prior_params):
+        super().__init__()
+        self.names = list(names)
+        self.priors = nn.ModuleList(
+            MatrixNormalPrior(module.get_parameter(name).shape, **prior_params)
+            for name in self.names
+        )
+
+    def __getitem__(self, name):
+        return self.priors[self.names.index(name)]
+
+    def __len__(self):
+        return len(self.names)
+
+    def items(self):
+        """Pairs ``(parameter name, prior)``."""
+        return zip(self.names, self.priors, strict=True)
+
+    def set_hyperparameters(self, **prior_params):
+        """Set the bounds and conventions of every prior; the precisions stay as they are.
+
+        Parameters
+        ----------
+        **prior_params
+            As for :meth:`MatrixNormalPrior.set_hyperparameters`.
+
+        Returns
+        -------
+        self : PriorCollection
+        """
+        for prior in self.priors:
+            prior.set_hyperparameters(**prior_params)
+        return self
+
+    def penalty(self, module):
+        """Sum of the priors' penalties on the weights of ``module``.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network the priors were built for.
+
+        Returns
+        -------
+        penalty : torch.Tensor
+            A differentiable scalar.
+        """
+        return sum(prior.penalty(module.get_parameter(name)) for name, prior in self.items())
+
+    def update(self, module):
+        """One closed-form update of every prior from the current weights.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network the priors were built for.
+
+        Returns
+        -------
+        self : PriorCollection
+        """
+        for name, prior in self.items():
+            prior.update(module.get_parameter(name))
+        return self
+
+    def diagnostics(self, module):
+        """Summed penalty and objective, extreme precision eigenvalues over all priors.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network the priors were built for.
+
+        Returns
+        -------
+        readings : dict of str to float
+            See :meth:`MatrixNormalPrior.diagnostics`.
+        """
+        readings = [prior.diagnostics(module.get_parameter(name)) for name, prior in self.items()]
+        summary = {}
+        for key in readings[0]:
+            values = [r[key] for r in readings]
+            reduce = min if key.endswith("_min") else max if key.endswith("_max") else sum
+            summary[key] = reduce(values)
+        return summary
 
 
 def _covariance(precision):

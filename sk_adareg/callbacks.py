@@ -1,0 +1,193 @@
+"""The per-epoch work of AdaReg training, as skorch callbacks.
+
+:class:`~sk_adareg.net.AdaRegMixin` puts them among a net's default callbacks,
+in this order: :class:`DivergenceCheck`, :class:`PriorUpdate` (after skorch's
+own scoring, before the user's callbacks) and :class:`PriorRefresh` (after
+every other callback). Each keeps its own per-fit state, reset when training
+begins and dropped when it ends, so that a fitted net holds no stray tensor.
+They work on any net with the mixin; replace or disable one the skorch way,
+e.g. ``net.set_params(callbacks__prior_refresh=None)``.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+import warnings
+
+import torch
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+
+from .exceptions import CollapseWarning, TrainingDivergedError
+
+__all__ = ["DivergenceCheck", "PriorRefresh", "PriorUpdate"]
+
+
+class DivergenceCheck(Callback):
+    """Stop training when a loss or a weight becomes NaN or infinite.
+
+    At the end of each epoch it raises
+    :class:`~sk_adareg.exceptions.TrainingDivergedError`, naming the epoch,
+    the learning rate and ``reg_lambda``, when a training loss of the epoch
+    was not finite, or a weight after the epoch's last step is not.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_adareg.net import AdaRegNeuralNet
+    >>> net = AdaRegNeuralNet(torch.nn.Linear(3, 2), torch.nn.MSELoss, lr=1e30,
+    ...                       optimizer=torch.optim.SGD, train_split=None, verbose=0)
+    >>> net.fit(torch.randn(8, 3), 1e20 * torch.randn(8, 2))
+    Traceback (most recent call last):
+    ...
+    sk_adareg.exceptions.TrainingDivergedError: The training loss became NaN or infinite ...
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        batch_losses = net.history[-1, "batches", :, "train_loss"]
+        failed = None
+        if not all(math.isfinite(loss) for loss in batch_losses):
+            failed = "training loss"
+        # The last step of an epoch can break the weights after its loss was read.
+        elif not torch.stack([p.isfinite().all() for p in net.module_.parameters()]).all():
+            failed = "network's weights"
+        if failed:
+            raise TrainingDivergedError(
+                f"The {failed} became NaN or infinite at epoch {len(net.history)}. "
+                f"Lower the learning rate (lr={net.lr!r}) or the prior's strength "
+                f"(reg_lambda={net.reg_lambda!r}), or scale the inputs."
+            )
+
+
+class PriorUpdate(Callback):
+    """The closed-form precision update every ``cov_update_every`` epochs, and its records.
+
+    At the end of every ``net.cov_update_every``-th epoch it updates the
+    precisions (``net.update_priors()``) and warns
+    (:class:`~sk_adareg.exceptions.CollapseWarning`, once per layer and fit)
+    when a regularized weight is collapsing: its norm fell below
+    ``collapse_ratio`` times its largest value at an update of this fit while
+    every eigenvalue of one of its precisions sits at the upper bound ``v``.
+    At the end of every epoch it records ``train_data_loss``, ``cov_update``,
+    ``adareg_penalty``, ``adareg_objective`` and the extreme eigenvalues of
+    the precisions (``row_precision_min`` ...) in the history.
+
+    Parameters
+    ----------
+    collapse_ratio : float, default=0.25
+        The fraction of its peak norm below which a layer counts as collapsing.
+
+    Attributes
+    ----------
+    peak_norms_ : dict of str to float
+        The largest norm of each regularized weight at the updates of this fit.
+    collapse_warned_ : set of str
+        The weights warned about in this fit.
+    """
+
+    def __init__(self, collapse_ratio=0.25):
+        self.collapse_ratio = collapse_ratio
+
+    def initialize(self):
+        self._reset()
+        return self
+
+    def _reset(self):
+        self.peak_norms_ = {}
+        self.collapse_warned_ = set()
+        # Batch-size-weighted sum of the epoch's data losses, kept as a tensor:
+        # reading it per batch would synchronise a GPU.
+        self._data_loss_sum, self._data_loss_count = 0.0, 0
+
+    def on_train_begin(self, net, **kwargs):
+        self._reset()
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        if not training or y_pred is None:
+            return
+        Xi, yi = unpack_data(batch)
+        # The loss without the penalty, on the outputs the step trained on.
+        with torch.no_grad():
+            loss = net.get_loss(y_pred, yi, X=Xi, training=False)
+        self._data_loss_sum = self._data_loss_sum + loss * len(y_pred)
+        self._data_loss_count += len(y_pred)
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history)
+        update = epoch % int(net.cov_update_every) == 0
+        if update:
+            net.update_priors()
+            self._warn_if_collapsing(net, epoch)
+        if self._data_loss_count:
+            net.history.record("train_data_loss",
+                               float(self._data_loss_sum) / self._data_loss_count)
+        self._data_loss_sum, self._data_loss_count = 0.0, 0
+        net.history.record("cov_update", update)
+        for key, value in net.priors_.diagnostics(net.module_).items():
+            name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
+            net.history.record(name, value)
+
+    def on_train_end(self, net, **kwargs):
+        # An interrupted epoch leaves a partial sum behind.
+        self._data_loss_sum, self._data_loss_count = 0.0, 0
+
+    def _warn_if_collapsing(self, net, epoch):
+        for name, prior in net.priors_.items():
+            if name in self.collapse_warned_:
+                continue
+            norm = net.module_.get_parameter(name).detach().norm().item()
+            peak = max(self.peak_norms_.get(name, 0.0), norm)
+            self.peak_norms_[name] = peak
+            pinned = [side for side, eig in (("row", prior.row_eigenvalues),
+                                             ("column", prior.column_eigenvalues))
+                      if eig.min().item() >= prior.v * (1 - 1e-9)]
+            if pinned and norm < self.collapse_ratio * peak:
+                self.collapse_warned_.add(name)
+                warnings.warn(
+                    f"AdaReg is collapsing {name!r}: at epoch {epoch} its norm has fallen "
+                    f"from {peak:.3g} to {norm:.3g} while every eigenvalue of its "
+                    f"{pinned[0]} precision sits at the upper bound v={prior.v:g}. The "
+                    "paper's prior rewards shrinking the weights without limit; use "
+                    "precision_scale='unit_mean', or lower reg_lambda "
+                    f"(now {net.reg_lambda:g}) or v.",
+                    CollapseWarning,
+                    stacklevel=2,
+                )
+
+
+class PriorRefresh(Callback):
+    """Make the precisions fit the weights the net ends training with.
+
+    The last block of the coordinate descent: at the end of training it
+    updates the precisions once more when the regularized weights are not
+    those of the end of the last epoch (a callback such as
+    ``EarlyStopping(load_best=True)`` restored earlier ones, or training was
+    interrupted mid-epoch), or when no update happened during this fit (fewer
+    epochs than ``cov_update_every``). The mixin runs it after every other
+    callback, so it sees the restored weights.
+    """
+
+    def initialize(self):
+        self._reset()
+        return self
+
+    def _reset(self):
+        self._updated = False
+        self._last_weights = None
+
+    def on_train_begin(self, net, **kwargs):
+        self._reset()
+
+    def on_epoch_end(self, net, **kwargs):
+        self._updated = self._updated or bool(net.history[-1].get("cov_update"))
+        # A device-side copy of the regularized weights; no host synchronisation.
+        self._last_weights = [net.module_.get_parameter(name).detach().clone()
+                              for name in net.priors_.names]
+
+    def on_train_end(self, net, **kwargs):
+        weights = [net.module_.get_parameter(name) for name in net.priors_.names]
+        if not self._updated or self._last_weights is None or not all(
+                torch.equal(w, last) for w, last in zip(weights, self._last_weights,
+                                                         strict=True)):
+            net.update_priors()
+        self._reset()
