@@ -137,6 +137,24 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         # The softmax ran in float32: make each row sum to 1 to float64 precision.
         return proba / proba.sum(axis=1, keepdims=True)
 
+    def predict_log_proba(self, X):
+        """Logarithm of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``, float64; ``-inf`` where a probability
+            underflowed to 0 in float32.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
     def predict(self, X):
         """Most probable class.
 

@@ -9,6 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
 from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._params import DEFAULTS
 from .net import AdaRegNeuralNetRegressor
 
 __all__ = ["AdaRegMultiTaskRegressor"]
@@ -86,13 +87,14 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         hidden_layer_sizes=(100,),
         dropout=0.0,
         batch_norm=False,
-        reg_lambda=3e-3,
-        u=0.1,
-        v=10.0,
-        precision_scale="unit_mean",
-        cov_update_every=10,
-        adareg_layers="last",
-        decov_lambda=0.0,
+        reg_lambda=DEFAULTS["reg_lambda"],
+        u=DEFAULTS["u"],
+        v=DEFAULTS["v"],
+        precision_scale=DEFAULTS["precision_scale"],
+        numerator=DEFAULTS["numerator"],
+        cov_update_every=DEFAULTS["cov_update_every"],
+        adareg_layers=DEFAULTS["adareg_layers"],
+        decov_lambda=DEFAULTS["decov_lambda"],
         max_epochs=200,
         batch_size=64,
         lr=1e-3,
@@ -117,6 +119,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             u=u,
             v=v,
             precision_scale=precision_scale,
+            numerator=numerator,
             cov_update_every=cov_update_every,
             adareg_layers=adareg_layers,
             decov_lambda=decov_lambda,

@@ -74,8 +74,9 @@ class CovarianceDisplay:
         The symmetric matrix to draw.
     labels : array-like of shape (k,), default=None
         Names of the rows and columns; ``None`` numbers them from 0.
-    kind : {"correlation", "covariance"}, default="covariance"
-        What ``matrix`` holds; sets the colour range (``[-1, 1]`` for a
+    kind : {"correlation", "covariance"}, default="correlation"
+        What ``matrix`` holds (the default is that of :meth:`from_estimator`);
+        sets the colour range (``[-1, 1]`` for a
         correlation, ``[-m, m]`` with ``m = max |matrix|`` for a
         covariance, so that white is 0 either way) and the colorbar's label.
     axis_label : str, default=None
@@ -114,7 +115,7 @@ class CovarianceDisplay:
     >>> plt.close("all")
     """
 
-    def __init__(self, matrix, *, labels=None, kind="covariance", axis_label=None, title=None):
+    def __init__(self, matrix, *, labels=None, kind="correlation", axis_label=None, title=None):
         self.matrix = matrix
         self.labels = labels
         self.kind = kind

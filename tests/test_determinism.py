@@ -5,10 +5,11 @@ Every source of randomness is on: weight initialization, shuffling, dropout and 
 early-stopping split.
 """
 
+import importlib
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,37 +18,12 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 
-# Run in this process and in a fresh one: builds the data and the estimators.
-SETUP = textwrap.dedent("""
-    import numpy as np
-    from sklearn.datasets import make_classification
-    from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
-
-    X, y = make_classification(n_samples=90, n_features=6, n_informative=4, n_classes=3,
-                               random_state=0)
-    Y = X @ np.random.default_rng(0).normal(size=(6, 3))
-    PARAMS = dict(hidden_layer_sizes=(16, 8), dropout=0.2, early_stopping=True,
-                  n_iter_no_change=3, adareg_layers="all", max_epochs=6, batch_size=16,
-                  reg_lambda=1e-2, u=0.1, v=10.0, precision_scale="learned",
-                  cov_update_every=2, lr=1e-3)
-
-    def fit_both(seed):
-        return (AdaRegClassifier(**PARAMS, random_state=seed).fit(X, y),
-                AdaRegMultiTaskRegressor(**PARAMS, random_state=seed).fit(X, Y))
-
-    def outputs(est):
-        out = {"predict": est.predict(X), "loss_curve": np.array(est.loss_curve_)}
-        for name in est.adareg_layers_:
-            out[f"row {name}"] = est.row_covariances_[name]
-            out[f"column {name}"] = est.column_covariances_[name]
-        if hasattr(est, "predict_proba"):
-            out["predict_proba"] = est.predict_proba(X)
-        return out
-""")
-namespace = {}
-exec(SETUP, namespace)  # the same code runs in the fresh process
-X, y, Y, PARAMS = (namespace[k] for k in ("X", "y", "Y", "PARAMS"))
-fit_both, outputs = namespace["fit_both"], namespace["outputs"]
+# The same module runs as a script in the fresh process.
+TESTS_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS_DIR))
+_fit = importlib.import_module("_determinism_fit")
+X, y, Y, PARAMS = _fit.X, _fit.y, _fit.Y, _fit.PARAMS
+fit_both, outputs = _fit.fit_both, _fit.outputs
 
 
 def assert_same_fit(a, b):
@@ -57,18 +33,13 @@ def assert_same_fit(a, b):
 
 
 def test_same_seed_same_fit_in_this_process_and_in_a_fresh_one(tmp_path):
-    first = [outputs(est) for est in fit_both(7)]
-    second = [outputs(est) for est in fit_both(7)]
+    first = [outputs(est) for est in fit_both(_fit.SEED)]
+    second = [outputs(est) for est in fit_both(_fit.SEED)]
     for a, b in zip(first, second, strict=True):
         assert_same_fit(a, b)
-    code = SETUP + textwrap.dedent("""
-        import torch
-        torch.set_num_threads(1)
-        for name, est in zip(("classifier", "regressor"), fit_both(7)):
-            np.savez(f"{name}.npz", **outputs(est))
-    """)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+    script = TESTS_DIR / "_determinism_fit.py"
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for name, here in zip(("classifier", "regressor"), first, strict=True):

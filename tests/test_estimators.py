@@ -387,3 +387,12 @@ def test_numpy_integer_parameters_from_a_grid_are_accepted(digits):
     clf = AdaRegClassifier(max_epochs=np.int64(4), cov_update_every=np.int64(2),
                            batch_size=np.int64(32), random_state=0).fit(X, y)
     assert clf.history_[:, "cov_update"] == [False, True, False, True]
+
+
+def test_classifier_log_probabilities_are_the_log_of_the_probabilities(digits):
+    X, y = digits
+    clf = AdaRegClassifier(**FAST).fit(X, y)
+    log_proba = clf.predict_log_proba(X[:20])
+    assert log_proba.dtype == np.float64 and log_proba.shape == (20, 10)
+    np.testing.assert_allclose(np.exp(log_proba), clf.predict_proba(X[:20]), rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[log_proba.argmax(axis=1)], clf.predict(X[:20]))

@@ -1,5 +1,6 @@
 """Tests of sk_adareg.plotting: what the displays draw, checked on the Agg backend."""
 
+import inspect
 import subprocess
 import sys
 
@@ -171,12 +172,21 @@ def test_covariance_display_of_an_unfitted_estimator():
 
 def test_covariance_display_constructor():
     matrix = np.array([[2.0, -1.0], [-1.0, 3.0]])
-    disp = CovarianceDisplay(matrix, labels=["a", "b"], axis_label="thing").plot()
+    disp = CovarianceDisplay(matrix, labels=["a", "b"], kind="covariance",
+                             axis_label="thing").plot()
     assert_array_equal(disp.im_.get_array(), matrix)
     assert disp.im_.get_clim() == (-3.0, 3.0)  # white is 0
     assert disp.ax_.get_xlabel() == "thing"
     with pytest.raises(ValueError, match="square"):
         CovarianceDisplay(np.ones((2, 3))).plot()
+
+
+def test_covariance_display_kind_has_one_default():
+    def kind_default(function):
+        return inspect.signature(function).parameters["kind"].default
+
+    assert kind_default(CovarianceDisplay) == kind_default(CovarianceDisplay.from_estimator)
+    assert kind_default(CovarianceDisplay) == "correlation"
 
 
 def test_values_that_round_to_zero_have_no_sign():

@@ -320,8 +320,8 @@ def test_diagnostics_read_the_extremes():
         ({"v": math.inf}, r"'v' parameter .*range \(0.0, inf\). Got inf"),
         ({"u": 2.0, "v": 1.0}, "u must be <= v"),
         ({"u": 2.0, "v": 3.0, "precision_scale": "unit_mean"}, "u <= 1 <= v"),
-        ({"numerator": "mine"}, "'numerator' parameter .* must be a str among"),
-        ({"precision_scale": "fixed"}, "'precision_scale' parameter .* must be a str among"),
+        ({"numerator": "mine"}, r"'numerator' parameter .* must be a str among"),
+        ({"precision_scale": "fixed"}, r"'precision_scale' parameter .* must be a str among"),
     ],
 )
 def test_bad_parameters_raise(kwargs, match):
@@ -330,7 +330,7 @@ def test_bad_parameters_raise(kwargs, match):
 
 
 def test_bad_types_and_shapes_raise():
-    with pytest.raises(TypeError, match="'u' parameter .* must be a float"):
+    with pytest.raises(TypeError, match=r"'u' parameter .* must be a float"):
         MatrixNormalPrior((3, 4), u="1")
     with pytest.raises(ValueError, match="weight_shape must be 2-D"):
         MatrixNormalPrior((3, 4, 5))
