@@ -561,3 +561,63 @@ def test_bad_inputs_raise_clear_errors():
     broken.layers["0.weight"].A[0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match=r"'0\.weight'"):
         KroneckerLaplace(broken)
+
+
+def test_evidence_gradient_and_hessian_match_finite_differences():
+    # The Newton system of fit_hyperparameters, in (log lambda_l, log beta_k).
+    net = mlp(7)
+    X, y = torch.randn(15, 3, dtype=torch.float64), torch.randn(15, 2, dtype=torch.float64)
+    curv = kfac(net, [(X, y)], NAMES)
+    la = KroneckerLaplace(curv, random_priors(net, NAMES, 7))
+    t0 = torch.tensor([-0.5, 0.3, 1.2, 0.4, -1.0], dtype=torch.float64)
+
+    def evidence(t, derivatives=False):
+        return la._evidence(t[:3].exp(), t[3:].exp(), derivatives)
+
+    _, grad, hess = evidence(t0, True)
+    h = 1e-5
+    eye = torch.eye(5, dtype=torch.float64)
+    fd_grad = torch.stack([(evidence(t0 + h * e)[0] - evidence(t0 - h * e)[0]) / (2 * h)
+                           for e in eye])
+    fd_hess = torch.stack([(evidence(t0 + h * e, True)[1] - evidence(t0 - h * e, True)[1])
+                           / (2 * h) for e in eye])
+    np.testing.assert_allclose(grad.numpy(), fd_grad.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(hess.numpy(), fd_hess.numpy(), rtol=1e-6, atol=1e-6)
+    # concave: the Hessian is negative definite
+    assert torch.linalg.eigvalsh(hess).max() < 0
+
+
+def test_hyperparameters_stop_at_the_bounds_when_the_data_cannot_fix_them():
+    net = nn.Linear(3, 2, bias=False).double()
+    with torch.no_grad():
+        net.weight.zero_()
+    X = torch.randn(10, 3, dtype=torch.float64)
+    # zero weight: the penalty vanishes and the evidence grows with lambda;
+    # zero targets: zero residuals, the evidence grows as the noise shrinks
+    la = fit_hyperparameters(kfac(net, [(X, torch.zeros(10, 2, dtype=torch.float64))],
+                                  ["weight"]),
+                             lambda_bounds=(1e-3, 1e3), noise_bounds=(1e-6, 1e6))
+    assert la.reg_lambda["weight"] == pytest.approx(1e3)
+    np.testing.assert_allclose(la.noise_variance.numpy(), 1e-6, rtol=1e-9)
+    assert np.isfinite(la.log_evidence())
+
+
+def test_conv_factors_follow_the_expand_convention():
+    # A = sum over points and output positions of patch outer products;
+    # G = their mean of output-gradient outer products, from an independent
+    # route: explicit unfold and the gradient at the convolution's output.
+    torch.manual_seed(8)
+    net = ConvNet(nn.Conv2d(2, 3, kernel_size=3, padding=1)).double()
+    X = torch.randn(4, 2, 5, 6, dtype=torch.float64)
+    curv = kfac(net, [(X, torch.randn(4, 2, dtype=torch.float64))], ["conv.weight"])
+    patches = torch.nn.functional.unfold(X, 3, padding=1)  # (n, d, T)
+    A = torch.einsum("ndt,net->de", patches, patches)
+    np.testing.assert_allclose(curv.layers["conv.weight"].A.numpy(), A.numpy(), rtol=1e-12)
+    s = net.conv(X)
+    out = net.head(torch.tanh(s).flatten(1))
+    n_positions = 4 * 5 * 6
+    for k in range(2):
+        b = torch.autograd.grad(out[:, k].sum(), s, retain_graph=True)[0]  # (n, p, h, w)
+        G = torch.einsum("nphw,nqhw->pq", b, b) / n_positions
+        np.testing.assert_allclose(curv.layers["conv.weight"].G[k].numpy(), G.numpy(),
+                                   rtol=1e-12)
