@@ -170,16 +170,23 @@ class _Layer:
         self._cache = None
 
     def spectrum(self, beta):
-        """Eigenvalues ``g`` and vectors of ``sum_k beta_k G̃_k``, and the rotated ``G̃_k``."""
+        """Eigenvalues ``g`` and eigenvectors ``Q_g`` of ``sum_k beta_k G̃_k``."""
         if self._cache is not None and torch.equal(self._cache[0], beta):
             return self._cache[1]
         g, Qg = torch.linalg.eigh((beta[:, None, None] * self.Gt).sum(0))
-        H = Qg.T @ self.Gt @ Qg  # (m, p, p); sum_k beta_k H_k = diag(g)
-        # Qg^T L_r^{-1}: maps an output gradient b to the eigenbasis of the row side.
-        Mb = torch.linalg.solve_triangular(self.Lr.T, Qg, upper=True).T
-        result = (g.clamp_min(0), H, Mb)
+        result = (g.clamp_min(0), Qg)
         self._cache = (beta.clone(), result)
         return result
+
+    def rotated_factors(self, beta):
+        """``H_k = Q_g^T G̃_k Q_g`` (m, p, p), with ``sum_k beta_k H_k = diag(g)``."""
+        Qg = self.spectrum(beta)[1]
+        return Qg.T @ self.Gt @ Qg
+
+    def row_map(self, beta):
+        """``Q_g^T L_r^{-1}``: maps an output gradient ``b`` to the row eigenbasis."""
+        Qg = self.spectrum(beta)[1]
+        return torch.linalg.solve_triangular(self.Lr.T, Qg, upper=True).T
 
     def variances(self, beta, lam):
         """``1 / (a_i g_j + lambda)``, (d, p): the posterior variances in the eigenbasis."""
@@ -316,7 +323,7 @@ class KroneckerLaplace:
         for i, name in enumerate(self.names):
             layer = self._layers[name]
             p, d = layer.shape
-            g, H, _ = layer.spectrum(beta)
+            g = layer.spectrum(beta)[0]
             a, lam_i = layer.a, lam[i]
             ag = a[:, None] * g[None, :]
             value = value - 0.5 * lam_i * layer.penalty - 0.5 * torch.log1p(ag / lam_i).sum()
@@ -326,6 +333,7 @@ class KroneckerLaplace:
             s_lam = lam_i * r.sum()
             grad_l[i] = -0.5 * lam_i * layer.penalty + 0.5 * p * d - 0.5 * s_lam
             hess_ll[i] = -0.5 * lam_i * layer.penalty - 0.5 * (s_lam - lam_i**2 * (r**2).sum())
+            H = layer.rotated_factors(beta)  # only the derivatives need it
             h_diag = H.diagonal(dim1=-2, dim2=-1)  # (m, p)
             s_b = beta * (h_diag @ (a @ r))
             grad_b = grad_b - 0.5 * s_b
@@ -368,16 +376,18 @@ class KroneckerLaplace:
             raise ValueError("observation_noise=True needs a Gaussian likelihood.")
         beta = self._beta
         _, factors = output_gradients(module, X, self.names)
+        # Per layer, once: the maps to the eigenbasis of P and its variances there.
+        bases = {name: (layer.Ma, layer.row_map(beta),
+                        layer.variances(beta, self.reg_lambda[name]))  # r: (d, p)
+                 for name, layer in self._layers.items()}
         columns = []
         for per_layer in factors:
             total = 0.0
             for name, (a, b) in per_layer.items():
-                layer = self._layers[name]
-                _, _, Mb = layer.spectrum(beta)
-                if a.shape[-1] != layer.shape[1] or b.shape[-1] != layer.shape[0]:
+                Ma, Mb, r = bases[name]
+                if a.shape[-1] != Ma.shape[0] or b.shape[-1] != Mb.shape[0]:
                     raise ValueError(f"The layer of {name!r} changed shape since kfac.")
-                r = layer.variances(beta, self.reg_lambda[name])  # (d, p)
-                a_t, b_t = a @ layer.Ma.T, b @ Mb.T
+                a_t, b_t = a @ Ma.T, b @ Mb.T
                 if a.shape[1] == 1:
                     # J = b a^T: the quadratic form factorizes, no (p x d) per point.
                     total = total + torch.einsum("ni,ij,nj->n", a_t[:, 0] ** 2, r,
@@ -422,7 +432,7 @@ class KroneckerLaplace:
         layer = self._layers[name]
         W = self.curvature.layers[name].weight
         beta = self._beta
-        _, _, Mb = layer.spectrum(beta)
+        Mb = layer.row_map(beta)
         r = layer.variances(beta, self.reg_lambda[name])  # (d, p)
         # theta - theta* = (U kron V) z with independent z_ij ~ N(0, r_ij),
         # U = L_c^{-T} Q_a = Ma^T and V = L_r^{-T} Q_g = Mb^T.
