@@ -468,6 +468,12 @@ def _noise_tensor(noise_variance, curvature):
     k = curvature.n_outputs
     if noise_variance is None:
         noise = curvature.sse / curvature.n_samples
+        if not (noise > 0).all():
+            raise ValueError(
+                "The training residuals of a target are zero, so the default noise variance "
+                "SSE / n is zero: pass noise_variance (or use fit_hyperparameters, which "
+                "clips it to noise_bounds)."
+            )
     else:
         noise = torch.as_tensor(noise_variance, dtype=torch.float64,
                                 device=curvature.sse.device).reshape(-1)

@@ -536,6 +536,9 @@ def test_bad_inputs_raise_clear_errors():
         KroneckerLaplace(curv, reg_lambda={"0.weight": 1.0})
     with pytest.raises(ValueError, match="noise_variance must be finite and > 0"):
         KroneckerLaplace(curv, noise_variance=[1.0, -1.0])
+    zero = kfac(net, [(X, net.eval()(X).detach())], ["0.weight"])
+    with pytest.raises(ValueError, match="residuals of a target are zero"):
+        KroneckerLaplace(zero)
     with pytest.raises(ValueError, match="one value per target"):
         KroneckerLaplace(curv, noise_variance=[1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match=r"no prior for the weight '2\.weight'"):
