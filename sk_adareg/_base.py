@@ -18,6 +18,7 @@ from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
+from ._batches import batch_loader, chunked_forward
 from ._mlp import MLP
 from ._params import (
     ADAREG_PARAMS,
@@ -45,10 +46,13 @@ def _torch_seed(seed, device):
 class _BaseAdaReg(BaseEstimator):
     """Base class of :class:`AdaRegClassifier` and :class:`AdaRegMultiTaskRegressor`.
 
-    Subclasses set ``_net_class`` and ``_criterion`` and implement
+    Subclasses set ``_net_class``, ``_criterion`` and ``_output_nonlinearity``
+    (applied to the network's outputs at prediction) and implement
     ``_encode_targets`` (validate ``y`` at fit, return the training targets
     and the number of network outputs).
     """
+
+    _output_nonlinearity = None
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         "module": [None, callable],
@@ -143,7 +147,7 @@ class _BaseAdaReg(BaseEstimator):
     def _validate_X(self, X, reset):
         # Image-shaped input (n, channels, height, width) is for a custom module.
         X = validate_data(
-            self, X, reset=reset, dtype=np.float32, allow_nd=self.module is not None,
+            self, X, reset=reset, dtype=np.float32, order="C", allow_nd=self.module is not None,
         )
         # torch warns about read-only arrays (memory maps, pandas' copy-on-write), though
         # nothing writes to them: give it a writable copy.
@@ -205,11 +209,15 @@ class _BaseAdaReg(BaseEstimator):
             optimizer__weight_decay=self.weight_decay,
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
+            iterator_train=batch_loader,
             iterator_train__shuffle=True,
+            iterator_valid=batch_loader,
             train_split=train_split,
             callbacks=callbacks,
             device=self.device,
             verbose=self.verbose,
+            # skorch's PrintLog formats its table every epoch even when silent.
+            **({} if self.verbose else {"callbacks__print_log": None}),
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
             **self._net_kwargs(n_outputs),
         )
@@ -279,7 +287,8 @@ class _BaseAdaReg(BaseEstimator):
         """Network outputs for new data, as a float64 array."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        outputs = np.asarray(self.net_.predict_proba(X), dtype=np.float64)
+        outputs = chunked_forward(self.net_.module_, X, self.net_.device,
+                                  self._output_nonlinearity)
         finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
         if not finite.all():
             raise FloatingPointError(

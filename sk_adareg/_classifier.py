@@ -2,6 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from functools import partial
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
@@ -69,6 +71,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
     _net_class = AdaRegNeuralNetClassifier
     _criterion = torch.nn.CrossEntropyLoss
+    _output_nonlinearity = staticmethod(partial(torch.softmax, dim=-1))
     _stratify_validation = True
 
     @_fit_context(prefer_skip_nested_validation=True)

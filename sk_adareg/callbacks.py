@@ -16,7 +16,6 @@ import warnings
 
 import torch
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
 
 from .exceptions import CollapseWarning, TrainingDivergedError
 
@@ -103,12 +102,10 @@ class PriorUpdate(Callback):
         self._reset()
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
-        if not training or y_pred is None:
+        loss, net.batch_data_loss_ = net.batch_data_loss_, None
+        if not training or loss is None:
             return
-        Xi, yi = unpack_data(batch)
-        # The loss without the penalty, on the outputs the step trained on.
-        with torch.no_grad():
-            loss = net.get_loss(y_pred, yi, X=Xi, training=False)
+        # The loss without the penalty, as get_loss computed it for this step.
         self._data_loss_sum = self._data_loss_sum + loss * len(y_pred)
         self._data_loss_count += len(y_pred)
 

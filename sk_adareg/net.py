@@ -97,6 +97,7 @@ class AdaRegMixin:
         self.priors_ = PriorCollection(
             self.module_, names, **{name: getattr(self, name) for name in PRIOR_PARAMS})
         self.decov_recorder_ = None  # attached in on_train_begin when decov_lambda > 0
+        self.batch_data_loss_ = None
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -119,6 +120,8 @@ class AdaRegMixin:
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if not training:
             return loss
+        # Handed to the prior_update callback, which clears it at the batch's end.
+        self.batch_data_loss_ = loss.detach()
         if self.reg_lambda:
             loss = loss + self.reg_lambda * self.priors_.penalty(self.module_)
         activations = self.decov_recorder_.pop() if self.decov_recorder_ else None

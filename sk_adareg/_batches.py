@@ -1,0 +1,85 @@
+"""Minibatches of in-memory arrays by slicing, and inference in large chunks.
+
+torch's ``DataLoader`` over a skorch ``Dataset`` indexes one row at a time and
+collates the rows of every batch: for the small tabular data this package is
+for, that costs more than the network's own step. The estimators' data are
+in-memory arrays, so they are taken as tensors once per epoch (no copy) and
+cut into batches by indexing.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+
+import numpy as np
+import torch
+from skorch.dataset import Dataset
+from torch.utils.data import DataLoader
+
+__all__ = []
+
+# Memory for one chunk of inference: its inputs, outputs and widest activations.
+INFERENCE_BYTES = 64 * 2**20
+
+
+class _ArrayBatches:
+    """Batches ``(X[idx], y[idx])`` of two arrays, in the order torch's DataLoader uses."""
+
+    def __init__(self, X, y, batch_size, shuffle, drop_last):
+        self.X, self.y = torch.as_tensor(X), torch.as_tensor(y)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+
+    def __len__(self):
+        n = len(self.X)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        # The global torch RNG, as DataLoader's sampler: seeded fits stay reproducible.
+        order = torch.randperm(n) if self.shuffle else None
+        for k in range(len(self)):
+            rows = slice(k * self.batch_size, (k + 1) * self.batch_size)
+            if order is not None:
+                rows = order[rows]
+            yield self.X[rows], self.y[rows]
+
+
+def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs):
+    """skorch's ``iterator_train``/``iterator_valid`` for in-memory arrays.
+
+    A skorch ``Dataset`` of a numpy array or tensor ``X`` with a target is cut
+    into batches by indexing; anything else (other datasets, a missing target,
+    DataLoader options such as ``num_workers``) goes to torch's ``DataLoader``.
+    """
+    if (not kwargs and type(dataset) is Dataset and dataset.y is not None
+            and all(isinstance(a, np.ndarray | torch.Tensor) for a in (dataset.X, dataset.y))):
+        return _ArrayBatches(dataset.X, dataset.y, batch_size, shuffle, drop_last)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      **kwargs)
+
+
+def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
+    """The outputs of ``module`` on ``X`` in evaluation mode, as a float64 numpy array.
+
+    ``X`` is cut into chunks of about :data:`INFERENCE_BYTES`, each moved to
+    ``device`` and run without gradients.
+    """
+    per_row = 4 * max(1, math.prod(X.shape[1:]))
+    widths = [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    per_row += 4 * sum(widths)
+    rows = max(min_rows, INFERENCE_BYTES // per_row)
+    training = module.training
+    module.eval()
+    try:
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(X), rows):
+                out = module(torch.as_tensor(X[start:start + rows], device=device))
+                if nonlinearity is not None:
+                    out = nonlinearity(out)
+                outputs.append(out.to(device="cpu", dtype=torch.float64).numpy())
+    finally:
+        module.train(training)
+    if not outputs:
+        return np.empty((0,), dtype=np.float64)
+    return np.concatenate(outputs)
