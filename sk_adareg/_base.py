@@ -17,8 +17,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from skorch.utils import to_numpy
 
 from ._batches import batch_loader, chunked_forward
+from ._evidence import fit_evidence, map_curvature
 from ._mlp import MLP
 from ._params import (
     ADAREG_PARAMS,
@@ -27,6 +29,7 @@ from ._params import (
     parameter_constraints,
     parameters_doc,
 )
+from .exceptions import TrainingDivergedError
 
 __all__ = []
 
@@ -53,6 +56,8 @@ class _BaseAdaReg(BaseEstimator):
     """
 
     _output_nonlinearity = None
+    # Whether the fit computes the Laplace posterior for every reg_lambda.
+    _predictive = False
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         "module": [None, callable],
@@ -203,7 +208,6 @@ class _BaseAdaReg(BaseEstimator):
         # DataLoader accepts only Python ints.
         return self._net_class(
             module=module,
-            criterion=self._criterion,
             optimizer=self.optimizer,
             lr=self.lr,
             optimizer__weight_decay=self.weight_decay,
@@ -219,7 +223,7 @@ class _BaseAdaReg(BaseEstimator):
             # skorch's PrintLog formats its table every epoch even when silent.
             **({} if self.verbose else {"callbacks__print_log": None}),
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
-            **self._net_kwargs(n_outputs),
+            **{"criterion": self._criterion, **self._net_kwargs(n_outputs)},
         )
 
     def _net_kwargs(self, n_outputs):
@@ -258,11 +262,34 @@ class _BaseAdaReg(BaseEstimator):
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
             net.fit(X, y)
-        self._set_fitted_attributes(net)
+            laplace = self._fit_posterior(net, X, y)
+        self._set_fitted_attributes(net, laplace)
         return self
 
-    def _set_fitted_attributes(self, net):
+    def _fit_posterior(self, net, X, y):
+        """The Laplace posterior at the final weights, when it is needed.
+
+        With ``reg_lambda="auto"`` it also fits the strengths to the final
+        weights and precisions: the last block of the coordinate descent.
+        """
+        auto = isinstance(self.reg_lambda, str)
+        if not (auto or self._predictive):
+            return None
+        try:
+            return fit_evidence(net, net.get_dataset(X, y), fit_strength=auto)
+        except FloatingPointError as exc:
+            raise TrainingDivergedError(
+                f"The Laplace evidence at the end of training is NaN or infinite ({exc}). "
+                f"Lower the learning rate (lr={self.lr!r}) or scale the inputs.") from exc
+
+    def _set_fitted_attributes(self, net, laplace):
         self.net_ = net
+        self.reg_lambda_ = dict(net.reg_lambda_)
+        if laplace is not None:
+            self.log_evidence_ = laplace.log_evidence()
+            # What predict(return_std=True) rebuilds the posterior from.
+            self._posterior_ = (map_curvature(laplace.curvature, to_numpy),
+                                dict(laplace.reg_lambda), net.noise_variance_)
         self.history_ = net.history
         # Complete epochs only: an interrupted epoch has no train_loss.
         self.loss_curve_ = [row["train_loss"] for row in net.history if "train_loss" in row]
@@ -283,10 +310,16 @@ class _BaseAdaReg(BaseEstimator):
 
     # -- prediction -----------------------------------------------------------
 
+    def _check_X_for_predict(self, X):
+        check_is_fitted(self)
+        return self._validate_X(X, reset=False)
+
     def _forward(self, X):
         """Network outputs for new data, as a float64 array."""
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        return self._outputs(self._check_X_for_predict(X))
+
+    def _outputs(self, X):
+        """Network outputs for validated data, as a float64 array."""
         outputs = chunked_forward(self.net_.module_, X, self.net_.device,
                                   self._output_nonlinearity)
         finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
@@ -396,6 +429,17 @@ row_covariance_ : ndarray of shape ({p}, {p})
     adareg_layers_ : list of str
         Names of the regularized weights.
 
+    reg_lambda_ : dict of str to float
+        The strength in force for each regularized weight, in the units of
+        ``reg_lambda`` (the factor of its penalty in the mean loss): the
+        learned strengths with ``reg_lambda="auto"``, ``reg_lambda`` otherwise.
+
+    log_evidence_ : float
+        The Laplace approximation of the log marginal likelihood of the
+        training data at the final weights (with ``reg_lambda="auto"``, and
+        for every ``reg_lambda`` on the regressor), in the units of the
+        targets the network trained on.
+
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
 
@@ -410,7 +454,8 @@ row_covariance_ : ndarray of shape ({p}, {p})
         ``train_data_loss``, ``valid_loss`` (with early stopping),
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,
-        ``column_precision_max``, ``cov_update``.
+        ``column_precision_max``, ``cov_update``, and ``log_evidence`` at
+        each update with ``reg_lambda="auto"``.
 
     loss_curve_ : list of float
         Training loss (with the penalty) at each completed epoch.

@@ -49,12 +49,19 @@ PRECISION_SCALES = ("learned", "unit_mean")
 # turns the penalty or the precisions into NaN.
 ADAREG_PARAMS = {
     "reg_lambda": _Hyperparameter(
-        3e-3, [Interval(Real, 0, math.inf, closed="left")], "float",
+        3e-3, [Interval(Real, 0, math.inf, closed="left"), StrOptions({"auto"})],
+        'float or "auto"',
         """Strength ``lambda`` of the prior in objective (4), added to the mean
         loss of each batch. ``0`` trains without it (the precisions are still
         estimated from the weights). The default is the largest value that
         never made AdaReg worse than no regularization in our benchmarks
-        (``benchmarks/README.md``); tune it by cross-validation for your data."""),
+        (``benchmarks/README.md``); tune it by cross-validation for your data,
+        or use ``"auto"``: a strength per regularized layer (and, for
+        regression, a noise variance per target) learned from the training
+        data by maximizing the Laplace approximation of the marginal
+        likelihood, every ``cov_update_every`` epochs after the precisions'
+        update (type-II maximum likelihood, as in Immer et al., 2021; no data
+        is held out). The strengths start at 3e-3."""),
     "u": _Hyperparameter(
         0.1, [Interval(Real, 0, math.inf, closed="neither")], "float",
         """Lower bound on the eigenvalues of both precision matrices, ``0 < u <= v``.
@@ -107,6 +114,9 @@ DEFAULTS = {name: param.default for name, param in ADAREG_PARAMS.items()}
 PAPER_DEFAULTS = {**DEFAULTS, "u": 1e-3, "v": 1e3, "precision_scale": "learned"}
 
 PRIOR_PARAMS = ("u", "v", "numerator", "precision_scale")
+
+#: Where ``reg_lambda="auto"`` starts: the strength of the fixed default.
+AUTO_START = 3e-3
 
 
 def parameter_constraints(names=ADAREG_PARAMS):

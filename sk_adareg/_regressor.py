@@ -2,6 +2,8 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from functools import partial
+
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
@@ -9,10 +11,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
 from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._evidence import TargetWeightedMSELoss, map_curvature
 from ._params import DEFAULTS
+from .laplace import KroneckerLaplace
 from .net import AdaRegNeuralNetRegressor
 
 __all__ = ["AdaRegMultiTaskRegressor"]
+
+# Rows per chunk of the predictive variance (one backward pass per task each).
+_STD_CHUNK = 4096
 
 
 class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
@@ -42,6 +49,13 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     n_outputs_ : int
         Number of tasks.
 
+    noise_variance_ : ndarray of shape (n_outputs,)
+        The noise variance of each task, in target units, learned from the
+        training data by the Laplace evidence (with the strengths, under
+        ``reg_lambda="auto"``; for the given strength otherwise). It is the
+        variance that ``predict(X, return_std=True)`` adds to the network's
+        own uncertainty.
+
     {_SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
 
     See Also
@@ -70,11 +84,15 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     (3, 3)
     >>> reg.predict(X[:4]).shape
     (4, 3)
+    >>> mean, std = reg.predict(X[:4], return_std=True)
+    >>> std.shape
+    (4, 3)
     """
 
     _net_class = AdaRegNeuralNetRegressor
     _criterion = torch.nn.MSELoss
     _stratify_validation = False
+    _predictive = True
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         **_BaseAdaReg._parameter_constraints,
         "standardize_targets": ["boolean"],
@@ -181,22 +199,59 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
                 "NaN or infinite values. Scale y down.")
         return y_train, self.n_outputs_
 
-    def predict(self, X):
-        """Predict the targets.
+    def _net_kwargs(self, n_outputs):
+        if isinstance(self.reg_lambda, str):
+            # "auto" learns a noise variance per task: the loss weighs each by its precision.
+            return {"criterion": TargetWeightedMSELoss, "criterion__n_outputs": n_outputs}
+        return {}
+
+    def _set_fitted_attributes(self, net, laplace):
+        super()._set_fitted_attributes(net, laplace)
+        scale = self._target_scaler_.scale_
+        scale = np.ones(self.n_outputs_) if scale is None else scale
+        self.noise_variance_ = np.asarray(net.noise_variance_, dtype=np.float64) * scale**2
+
+    def predict(self, X, return_std=False):
+        """Predict the targets, and their uncertainty.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data.
+        return_std : bool, default=False
+            Also return the standard deviation of the predictive distribution
+            of each target: the linearized Laplace posterior of the
+            regularized weights (their uncertainty given the training data,
+            the prior and the noise) plus the noise variance
+            ``noise_variance_``. Weights without a prior, such as biases, are
+            taken as known.
 
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_tasks)
             Predictions, float64, with the shape of the training targets.
+        std : ndarray of the shape of ``y``
+            Only with ``return_std=True``: standard deviations, in target
+            units.
         """
-        outputs = self._forward(X)
-        y = self._target_scaler_.inverse_transform(outputs)
+        X = self._check_X_for_predict(X)
+        y = self._target_scaler_.inverse_transform(self._outputs(X))
+        if return_std:
+            scale = self._target_scaler_.scale_
+            std = np.sqrt(self._predictive_variance(X)) * (1.0 if scale is None else scale)
+            return (y.ravel(), std.ravel()) if self._y_ndim_ == 1 else (y, std)
         return y.ravel() if self._y_ndim_ == 1 else y
+
+    def _predictive_variance(self, X):
+        """Predictive variance of the targets the network trained on, in chunks."""
+        curvature, reg_lambda, noise = self._posterior_
+        net = self.net_
+        curvature = map_curvature(curvature, partial(torch.as_tensor, device=net.device))
+        laplace = KroneckerLaplace(curvature, net.priors_, reg_lambda, noise)
+        chunks = [laplace.predictive_variance(
+            net.module_, torch.as_tensor(X[i:i + _STD_CHUNK], device=net.device),
+            observation_noise=True).cpu().numpy() for i in range(0, len(X), _STD_CHUNK)]
+        return np.concatenate(chunks)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,10 +1,11 @@
 """The per-epoch work of AdaReg training, as skorch callbacks.
 
 :class:`~sk_adareg.net.AdaRegMixin` puts them among a net's default callbacks,
-in this order: :class:`DivergenceCheck`, :class:`PriorUpdate` (after skorch's
-own scoring, before the user's callbacks) and :class:`PriorRefresh` (after
-every other callback). Each keeps its own per-fit state, reset when training
-begins and dropped when it ends, so that a fitted net holds no stray tensor.
+in this order: :class:`DivergenceCheck`, :class:`PriorUpdate` and
+:class:`StrengthUpdate` (after skorch's own scoring, before the user's
+callbacks) and :class:`PriorRefresh` (after every other callback). Each keeps
+its own per-fit state, reset when training begins and dropped when it ends, so
+that a fitted net holds no stray tensor.
 They work on any net with the mixin; replace or disable one the skorch way,
 e.g. ``net.set_params(callbacks__prior_refresh=None)``.
 """
@@ -17,9 +18,10 @@ import warnings
 import torch
 from skorch.callbacks import Callback
 
+from ._evidence import fit_evidence
 from .exceptions import CollapseWarning, TrainingDivergedError
 
-__all__ = ["DivergenceCheck", "PriorRefresh", "PriorUpdate"]
+__all__ = ["DivergenceCheck", "PriorRefresh", "PriorUpdate", "StrengthUpdate"]
 
 
 class DivergenceCheck(Callback):
@@ -146,10 +148,41 @@ class PriorUpdate(Callback):
                     f"{pinned[0]} precision sits at the upper bound v={prior.v:g}. The "
                     "paper's prior rewards shrinking the weights without limit; use "
                     "precision_scale='unit_mean', or lower reg_lambda "
-                    f"(now {net.reg_lambda:g}) or v.",
+                    f"(now {net.reg_lambda!r}) or v.",
                     CollapseWarning,
                     stacklevel=2,
                 )
+
+
+class StrengthUpdate(Callback):
+    """``reg_lambda="auto"``: learn the priors' strengths (and the noise) from the training data.
+
+    After each precision update it computes the Kronecker-factored curvature
+    of the training data at the current weights and sets the strength of
+    every prior (and, for regression, the noise variance of every target) to
+    the maximizers of the Laplace approximation of the log marginal
+    likelihood (:func:`~sk_adareg.laplace.fit_hyperparameters`); it records
+    ``log_evidence`` in the history. It does nothing for a numeric
+    ``reg_lambda``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If the evidence, the curvature or the weights are not finite.
+    """
+
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        if not (net._auto and net.history[-1].get("cov_update")):
+            return
+        try:
+            laplace = fit_evidence(net, dataset_train, fit_strength=True)
+            log_evidence = laplace.log_evidence()
+        except FloatingPointError as exc:
+            raise TrainingDivergedError(
+                f"The Laplace evidence became NaN or infinite at epoch {len(net.history)} "
+                f"({exc}). Lower the learning rate (lr={net.lr!r}) or scale the inputs."
+            ) from exc
+        net.history.record("log_evidence", log_evidence)
 
 
 class PriorRefresh(Callback):

@@ -11,9 +11,18 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 
+from ._evidence import likelihood_of
+from ._kfac import resolve_kfac_layers
 from ._layers import resolve_adareg_layers
-from ._params import ADAREG_PARAMS, DEFAULTS, PRIOR_PARAMS, check_params, parameters_doc
-from .callbacks import DivergenceCheck, PriorRefresh, PriorUpdate
+from ._params import (
+    ADAREG_PARAMS,
+    AUTO_START,
+    DEFAULTS,
+    PRIOR_PARAMS,
+    check_params,
+    parameters_doc,
+)
+from .callbacks import DivergenceCheck, PriorRefresh, PriorUpdate, StrengthUpdate
 from .decov import InputRecorder, decov_penalty, last_linear
 from .prior import PriorCollection
 
@@ -79,6 +88,7 @@ class AdaRegMixin:
             *super().get_default_callbacks(),
             ("divergence_check", DivergenceCheck()),
             ("prior_update", PriorUpdate()),
+            ("strength_update", StrengthUpdate()),
             ("prior_refresh", PriorRefresh()),
         ]
 
@@ -98,13 +108,31 @@ class AdaRegMixin:
             self.module_, names, **{name: getattr(self, name) for name in PRIOR_PARAMS})
         self.decov_recorder_ = None  # attached in on_train_begin when decov_lambda > 0
         self.batch_data_loss_ = None
+        # The strength of each prior in the loss's units, and the noise variances
+        # (training units) once an evidence fit has estimated them.
+        start = AUTO_START if self._auto else self.reg_lambda
+        self.reg_lambda_ = dict.fromkeys(names, start)
+        self.noise_variance_ = None
+        if self._auto:
+            self.priors_.set_strengths(self.reg_lambda_)
         return self
+
+    @property
+    def _auto(self):
+        return isinstance(self.reg_lambda, str) and self.reg_lambda == "auto"
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # The parameters may have changed through set_params since initialization.
         self._check_adareg_params()
         self.priors_.set_hyperparameters(**{name: getattr(self, name) for name in PRIOR_PARAMS})
+        if self._auto:
+            # Checked before training: the evidence needs these.
+            resolve_kfac_layers(self.module_, self.priors_.names)
+            likelihood_of(self.criterion_)
+        else:
+            self.priors_.strengths.fill_(1.0)
+            self.reg_lambda_ = dict.fromkeys(self.priors_.names, self.reg_lambda)
         self.decov_recorder_ = None
         if self.decov_lambda:
             layer = last_linear(self.module_)
@@ -122,7 +150,9 @@ class AdaRegMixin:
             return loss
         # Handed to the prior_update callback, which clears it at the batch's end.
         self.batch_data_loss_ = loss.detach()
-        if self.reg_lambda:
+        if self._auto:  # the learned strengths are in the priors' strengths
+            loss = loss + self.priors_.penalty(self.module_)
+        elif self.reg_lambda:
             loss = loss + self.reg_lambda * self.priors_.penalty(self.module_)
         activations = self.decov_recorder_.pop() if self.decov_recorder_ else None
         if activations is not None:

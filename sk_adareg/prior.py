@@ -469,6 +469,13 @@ class PriorCollection(nn.Module):
         Passed on to :class:`MatrixNormalPrior` (``u``, ``v``, ``numerator``,
         ``precision_scale``).
 
+    Attributes
+    ----------
+    strengths : torch.Tensor of shape (n_priors,), float64
+        A relative strength per prior, 1 to start with: :meth:`penalty` is the
+        sum of the priors' penalties weighted by them. ``reg_lambda="auto"``
+        sets them to the strengths it learns (:meth:`set_strengths`).
+
     Notes
     -----
     Pure PyTorch: it regularizes any model. Add ``reg_lambda *
@@ -492,6 +499,7 @@ class PriorCollection(nn.Module):
             MatrixNormalPrior(module.get_parameter(name).shape, **prior_params)
             for name in self.names
         )
+        self.register_buffer("strengths", torch.ones(len(self.names), dtype=torch.float64))
 
     def __getitem__(self, name):
         return self.priors[self.names.index(name)]
@@ -519,8 +527,26 @@ class PriorCollection(nn.Module):
             prior.set_hyperparameters(**prior_params)
         return self
 
+    def set_strengths(self, strengths):
+        """Set the relative strength of each prior.
+
+        Parameters
+        ----------
+        strengths : mapping of str to float
+            A finite value >= 0 per parameter name of :attr:`names`.
+
+        Returns
+        -------
+        self : PriorCollection
+        """
+        values = [float(strengths[name]) for name in self.names]
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"strengths must be finite and >= 0, got {dict(strengths)}.")
+        self.strengths.copy_(torch.tensor(values, dtype=torch.float64))
+        return self
+
     def penalty(self, module):
-        """Sum of the priors' penalties on the weights of ``module``.
+        """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.
 
         Parameters
         ----------
@@ -532,7 +558,9 @@ class PriorCollection(nn.Module):
         penalty : torch.Tensor
             A differentiable scalar.
         """
-        return sum(prior.penalty(module.get_parameter(name)) for name, prior in self.items())
+        penalties = torch.stack([prior.penalty(module.get_parameter(name))
+                                 for name, prior in self.items()])
+        return penalties @ self.strengths.to(penalties.dtype)
 
     def update(self, module):
         """One closed-form update of every prior from the current weights.

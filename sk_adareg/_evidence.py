@@ -1,0 +1,147 @@
+"""``reg_lambda="auto"`` and predictive uncertainty: the Laplace evidence of a net's priors.
+
+A net trains on the mean data loss plus ``sum_l c_l Tr(Omega_r W_l Omega_c
+W_l^T)``. Under a Gaussian likelihood with noise variance ``sigma2_k`` per
+target (precision ``beta_k``) and a prior ``lambda_l Omega_c kron Omega_r``
+per weight, the negative log joint is ``1/2 sum_k beta_k SSE_k + 1/2 sum_l
+lambda_l pen_l``; divided by ``n K mean(beta) / 2`` it is the mean squared
+error with target weights ``beta_k / mean(beta)`` plus ``sum_l c_l pen_l``
+with ``c_l = lambda_l / (n K mean(beta))``. Under the categorical likelihood
+(cross-entropy) the mean loss corresponds to ``c_l = lambda_l / (2 n)``. This
+module converts between the two and runs the evidence fit of
+:mod:`sk_adareg.laplace`.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import dataclasses
+
+import torch
+from skorch.utils import to_tensor
+from torch import nn
+
+from .laplace import fit_hyperparameters, kfac
+
+__all__ = ["TargetWeightedMSELoss"]
+
+# Strengths below this count as no prior (the evidence needs lambda > 0).
+_LAMBDA_FLOOR = 1e-8
+
+
+class TargetWeightedMSELoss(nn.Module):
+    """Mean squared error with a weight per target: the Gaussian likelihood of ``"auto"``.
+
+    With weights ``beta_k / mean(beta)`` (the noise precisions relative to
+    their mean) it is, up to a constant factor, the negative log likelihood
+    of targets with a noise variance each. The weights start at 1 (plain
+    mean squared error) and are set by ``reg_lambda="auto"``.
+
+    Parameters
+    ----------
+    n_outputs : int, default=1
+        Number of targets.
+    """
+
+    def __init__(self, n_outputs=1):
+        super().__init__()
+        self.register_buffer("target_weights", torch.ones(int(n_outputs)))
+
+    def forward(self, y_pred, y_true):
+        return ((y_pred - y_true) ** 2 * self.target_weights).mean()
+
+
+def likelihood_of(criterion):
+    """``"gaussian"`` or ``"categorical"``: the likelihood a net's criterion stands for."""
+    if isinstance(criterion, TargetWeightedMSELoss | nn.MSELoss):
+        return "gaussian"
+    if isinstance(criterion, nn.CrossEntropyLoss):
+        return "categorical"
+    raise ValueError(
+        'reg_lambda="auto" and the predictive uncertainty need the criterion MSELoss '
+        "(regression) or CrossEntropyLoss (classification), got "
+        f"{type(criterion).__name__}.")
+
+
+def _scale(likelihood, n_samples, noise_variance):
+    """``lambda_l / c_l``: the factor from the loss's strengths to the prior's."""
+    if likelihood == "categorical":
+        return 2.0 * n_samples
+    beta = 1.0 / torch.as_tensor(noise_variance, dtype=torch.float64)
+    return n_samples * len(beta) * float(beta.mean())
+
+
+def fit_evidence(net, dataset, *, fit_strength):
+    """Fit the noise (and the strengths) of ``net`` to ``dataset`` by the Laplace evidence.
+
+    The curvature is computed at the net's current weights and precisions.
+    With ``fit_strength``, the strength of every prior and the noise
+    variances maximize the evidence; otherwise the strengths stay those of
+    ``net.reg_lambda`` (in the loss's units) and only the noise is fitted.
+    The net's ``reg_lambda_`` (strengths in the loss's units),
+    ``noise_variance_`` (training units), the priors' strengths and the
+    criterion's target weights are set to the result.
+
+    Returns
+    -------
+    laplace : KroneckerLaplace
+        The posterior at the fitted hyperparameters.
+    """
+    likelihood = likelihood_of(net.criterion_)
+    batches = ((to_tensor(X, net.device), to_tensor(y, net.device))
+               for X, y in net.get_iterator(dataset, training=False))
+    curvature = kfac(net.module_, batches, net.priors_.names, likelihood)
+    fit = curvature.sse if likelihood == "gaussian" else curvature.nll
+    if not torch.isfinite(fit).all():
+        raise FloatingPointError("the network's outputs on the training data are NaN or "
+                                 "infinite in float32")
+    n = curvature.n_samples
+    gaussian = likelihood == "gaussian"
+    noise = net.noise_variance_
+    if gaussian and noise is None:
+        noise = (curvature.sse / n).clamp_min(1e-10).tolist()
+    strengths = dict(net.reg_lambda_)
+    if fit_strength:
+        scale = _scale(likelihood, n, noise)
+        start = {name: max(c * scale, _LAMBDA_FLOOR) for name, c in strengths.items()}
+        laplace = fit_hyperparameters(curvature, net.priors_, start,
+                                      noise if gaussian else None)
+    else:
+        # The loss fixes lambda / mean(beta): fit the noise with lambda tied to it.
+        for _ in range(3 if gaussian else 1):
+            scale = _scale(likelihood, n, noise)
+            lam = {name: max(c * scale, _LAMBDA_FLOOR) for name, c in strengths.items()}
+            laplace = fit_hyperparameters(
+                curvature, net.priors_, lam, noise if gaussian else None,
+                lambda_bounds=(min(lam.values()), max(lam.values())), fit_noise=gaussian,
+                max_iter=100 if gaussian else 0)
+            if gaussian:
+                noise = laplace.noise_variance.tolist()
+    if gaussian:
+        noise = laplace.noise_variance.tolist()
+    scale = _scale(likelihood, n, noise)
+    if fit_strength:
+        strengths = {name: lam / scale for name, lam in laplace.reg_lambda.items()}
+        net.priors_.set_strengths(strengths)
+    net.reg_lambda_ = strengths
+    net.noise_variance_ = noise if gaussian else None
+    weights = getattr(net.criterion_, "target_weights", None)
+    if gaussian and weights is not None and fit_strength:
+        beta = 1.0 / torch.tensor(noise, dtype=torch.float64)
+        weights.copy_(beta / beta.mean())
+    return laplace
+
+
+def map_curvature(curvature, convert):
+    """A copy of ``curvature`` with ``convert`` applied to each of its arrays.
+
+    The estimators keep the curvature as numpy arrays (``convert=to_numpy``),
+    so that a model fitted on a GPU unpickles anywhere, and rebuild tensors
+    on the net's device to predict.
+    """
+    def apply(t):
+        return None if t is None else convert(t)
+
+    layers = {name: dataclasses.replace(f, A=apply(f.A), G=apply(f.G), weight=apply(f.weight))
+              for name, f in curvature.layers.items()}
+    return dataclasses.replace(curvature, layers=layers, sse=apply(curvature.sse),
+                               nll=apply(curvature.nll))
