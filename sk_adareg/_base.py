@@ -21,6 +21,7 @@ from skorch.utils import to_numpy
 
 from ._batches import batch_loader, chunked_forward
 from ._evidence import fit_evidence, map_curvature
+from ._kfac import resolve_kfac_layers
 from ._mlp import MLP
 from ._params import (
     ADAREG_PARAMS,
@@ -275,6 +276,11 @@ class _BaseAdaReg(BaseEstimator):
         auto = isinstance(self.reg_lambda, str)
         if not (auto or self._predictive):
             return None
+        if not auto:
+            try:
+                resolve_kfac_layers(net.module_, net.priors_.names)
+            except ValueError:  # a prior on another weight: no posterior, no return_std
+                return None
         try:
             return fit_evidence(net, net.get_dataset(X, y), fit_strength=auto)
         except FloatingPointError as exc:

@@ -54,7 +54,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         training data by the Laplace evidence (with the strengths, under
         ``reg_lambda="auto"``; for the given strength otherwise). It is the
         variance that ``predict(X, return_std=True)`` adds to the network's
-        own uncertainty.
+        own uncertainty. Absent when a regularized weight is neither linear
+        nor convolutional (the Laplace posterior needs it).
 
     {_SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
 
@@ -207,6 +208,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     def _set_fitted_attributes(self, net, laplace):
         super()._set_fitted_attributes(net, laplace)
+        if laplace is None:
+            return
         scale = self._target_scaler_.scale_
         scale = np.ones(self.n_outputs_) if scale is None else scale
         self.noise_variance_ = np.asarray(net.noise_variance_, dtype=np.float64) * scale**2
@@ -244,6 +247,11 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     def _predictive_variance(self, X):
         """Predictive variance of the targets the network trained on, in chunks."""
+        if not hasattr(self, "_posterior_"):
+            raise ValueError(
+                "return_std=True needs the Laplace posterior of the regularized weights, "
+                "which needs each to be the weight of an nn.Linear or nn.Conv2d; "
+                f"adareg_layers_ is {self.adareg_layers_}.")
         curvature, reg_lambda, noise = self._posterior_
         net = self.net_
         curvature = map_curvature(curvature, partial(torch.as_tensor, device=net.device))

@@ -1,0 +1,174 @@
+"""reg_lambda="auto" and predictive uncertainty, checked at the estimator level.
+
+On a Bayesian linear model (one nn.Linear without bias, identity precisions) the
+Laplace evidence is exact, so the estimator's learned strength and noise must be
+the maximizers of the exact evidence, and return_std the exact posterior predictive.
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from scipy.stats import multivariate_normal
+from sklearn.datasets import load_digits
+
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
+from sk_adareg.exceptions import TrainingDivergedError
+
+N, D, K = 60, 4, 2
+TRUE_LAMBDA, TRUE_NOISE = 2.0, np.array([0.05, 0.2])
+
+
+def linear_model_data(n, seed, W=None):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, D))
+    if W is None:
+        W = rng.normal(size=(K, D)) / np.sqrt(TRUE_LAMBDA)
+    return X, X @ W.T + rng.normal(size=(n, K)) * np.sqrt(TRUE_NOISE), W
+
+
+def exact_log_evidence(X, Y, lam, noise):
+    """log p(Y | X) with W ~ N(0, I / lam), independent targets of noise variance noise_k."""
+    return sum(multivariate_normal(np.zeros(len(X)),
+                                   X @ X.T / lam + noise[k] * np.eye(len(X))).logpdf(Y[:, k])
+               for k in range(K))
+
+
+def linear_estimator(**params):
+    # u = v = 1: identity precisions, so the prior is lam * I as in the exact model.
+    return AdaRegMultiTaskRegressor(
+        module=torch.nn.Linear(D, K, bias=False), reg_lambda="auto", u=1.0, v=1.0,
+        standardize_targets=False, optimizer=torch.optim.Adam, lr=0.05, batch_size=N,
+        max_epochs=400, cov_update_every=20, random_state=0, **params)
+
+
+@pytest.fixture(scope="module")
+def fitted_linear():
+    X, Y, W = linear_model_data(N, seed=0)
+    return X, Y, W, linear_estimator().fit(X, Y)
+
+
+def test_learned_strength_and_noise_maximize_the_exact_evidence(fitted_linear):
+    X, Y, _, est = fitted_linear
+
+    def negative(t):
+        return -exact_log_evidence(X, Y, np.exp(t[0]), np.exp(t[1:]))
+
+    best = minimize(negative, np.log([1.0, 0.1, 0.1]), method="Nelder-Mead",
+                    options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
+    lam_exact, noise_exact = np.exp(best.x[0]), np.exp(best.x[1:])
+    # reg_lambda_ is in the loss's units: lambda / (n K mean(1 / noise)).
+    lam = est.reg_lambda_["weight"] * N * K * np.mean(1 / est.noise_variance_)
+    np.testing.assert_allclose(est.noise_variance_, noise_exact, rtol=1e-3)
+    np.testing.assert_allclose(lam, lam_exact, rtol=1e-3)
+    assert est.log_evidence_ == pytest.approx(-best.fun, rel=1e-6)
+
+
+def test_return_std_is_the_exact_posterior_predictive(fitted_linear):
+    X, Y, _, est = fitted_linear
+    lam = est.reg_lambda_["weight"] * N * K * np.mean(1 / est.noise_variance_)
+    X_new = np.random.default_rng(1).normal(size=(7, D))
+    mean, std = est.predict(X_new, return_std=True)
+    for k in range(K):
+        precision = X.T @ X / est.noise_variance_[k] + lam * np.eye(D)
+        cov = np.linalg.inv(precision)
+        w_mean = cov @ X.T @ Y[:, k] / est.noise_variance_[k]
+        np.testing.assert_allclose(mean[:, k], X_new @ w_mean, rtol=1e-3, atol=1e-3)
+        variance = np.einsum("nd,de,ne->n", X_new, cov, X_new) + est.noise_variance_[k]
+        np.testing.assert_allclose(std[:, k] ** 2, variance, rtol=1e-4)
+
+
+def test_ninety_percent_intervals_cover_fresh_draws(fitted_linear):
+    _, _, W, est = fitted_linear
+    X_new, Y_new, _ = linear_model_data(4000, seed=2, W=W)
+    mean, std = est.predict(X_new, return_std=True)
+    coverage = np.mean(np.abs(Y_new - mean) <= 1.6449 * std, axis=0)
+    # 8000 draws: a standard error of 0.003; the rest is the error of the learned noise.
+    assert np.all(np.abs(coverage - 0.9) < 0.03), coverage
+
+
+def test_noise_variance_is_in_target_units():
+    X, Y, _ = linear_model_data(N, seed=3)
+    params = dict(hidden_layer_sizes=(8,), max_epochs=30, random_state=0)
+    a = AdaRegMultiTaskRegressor(**params).fit(X, Y)
+    b = AdaRegMultiTaskRegressor(**params).fit(X, 10 * Y)
+    np.testing.assert_allclose(b.noise_variance_, 100 * a.noise_variance_, rtol=1e-3)
+    std_a = a.predict(X[:5], return_std=True)[1]
+    std_b = b.predict(X[:5], return_std=True)[1]
+    np.testing.assert_allclose(std_b, 10 * std_a, rtol=1e-3)
+    assert a.reg_lambda_ == {"output.weight": a.reg_lambda}
+
+
+def test_one_target_gives_one_dimensional_std():
+    X, Y, _ = linear_model_data(N, seed=4)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=5, random_state=0)
+    mean, std = est.fit(X, Y[:, 0]).predict(X[:3], return_std=True)
+    assert mean.shape == std.shape == (3,) and (std > 0).all()
+
+
+def test_the_history_records_the_evidence_at_each_update():
+    X, Y, _ = linear_model_data(N, seed=5)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="auto",
+                                   adareg_layers="all", max_epochs=9, cov_update_every=3,
+                                   random_state=0).fit(X, Y)
+    rows = [row for row in est.history_ if "log_evidence" in row]
+    assert [row["epoch"] for row in rows] == [3, 6, 9]
+    assert all(np.isfinite(row["log_evidence"]) for row in rows)
+    assert set(est.reg_lambda_) == {"hidden.0.weight", "output.weight"}
+    assert all(v > 0 for v in est.reg_lambda_.values())
+
+
+class SmallConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, X):
+        return self.fc(torch.relu(self.conv(X)).flatten(1))
+
+
+def test_the_classifier_learns_strengths_for_convolutions_and_linear_layers():
+    X, y = load_digits(return_X_y=True)
+    X = (X[:300] / 16).reshape(-1, 1, 8, 8)
+    clf = AdaRegClassifier(module=SmallConvNet, reg_lambda="auto", adareg_layers="all",
+                           max_epochs=6, cov_update_every=3, random_state=0).fit(X, y[:300])
+    assert set(clf.reg_lambda_) == {"conv.weight", "fc.weight"}
+    assert all(np.isfinite(v) and v > 0 for v in clf.reg_lambda_.values())
+    assert np.isfinite(clf.log_evidence_)
+    assert clf.score(X, y[:300]) > 0.5
+
+
+def test_auto_rejects_a_weight_that_is_neither_linear_nor_convolutional():
+    class WithEmbedding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(4, 3)
+            self.out = torch.nn.Linear(3, 2)
+
+        def forward(self, X):
+            return self.out(X[:, :3] + self.table.weight.sum(0))
+
+    X, Y, _ = linear_model_data(N, seed=6)
+    est = AdaRegMultiTaskRegressor(module=WithEmbedding, reg_lambda="auto",
+                                   adareg_layers=["table.weight"], max_epochs=2)
+    with pytest.raises(ValueError, match=r"'table\.weight' is the 'weight' of a Embedding"):
+        est.fit(X, Y)
+    # a numeric strength accepts it (the prior works on any 2-D weight), without return_std
+    est.set_params(reg_lambda=1e-3).fit(X, Y)
+    assert not hasattr(est, "noise_variance_")
+    with pytest.raises(ValueError, match="return_std=True needs the Laplace posterior"):
+        est.predict(X, return_std=True)
+
+
+def test_a_non_finite_evidence_is_a_divergence_naming_the_epoch(monkeypatch):
+    def broken(*args, **kwargs):
+        raise FloatingPointError("The log evidence is NaN or infinite.")
+
+    monkeypatch.setattr("sk_adareg._evidence.fit_hyperparameters", broken)
+    X, Y, _ = linear_model_data(N, seed=7)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="auto", max_epochs=4,
+                                   cov_update_every=2, random_state=0)
+    with pytest.raises(TrainingDivergedError, match="epoch 2"):
+        est.fit(X, Y)
+    assert not hasattr(est, "net_")
