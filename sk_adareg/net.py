@@ -11,7 +11,7 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 
-from ._evidence import likelihood_of
+from ._evidence import TargetWeightedMSELoss, likelihood_of
 from ._kfac import resolve_kfac_layers
 from ._layers import resolve_adareg_layers
 from ._params import (
@@ -32,6 +32,7 @@ __all__ = [
     "AdaRegNeuralNetClassifier",
     "AdaRegNeuralNetRegressor",
     "PriorCollection",
+    "TargetWeightedMSELoss",
 ]
 
 
@@ -57,6 +58,13 @@ class AdaRegMixin:
       prior's part of objective (4)), ``row_precision_min``/``_max``,
       ``column_precision_min``/``_max`` and ``cov_update`` (whether the
       precisions were updated at that epoch);
+    - ``strength_update`` (:class:`~sk_adareg.callbacks.StrengthUpdate`),
+      with ``reg_lambda="auto"`` only, learns the strength of each prior (and
+      the noise of each target under ``MSELoss``) from the training data by
+      the Laplace evidence after each precision update, and records
+      ``log_evidence``; it needs ``criterion`` ``MSELoss``,
+      :class:`TargetWeightedMSELoss` (which also weighs
+      the targets by their learned noise precision) or ``CrossEntropyLoss``;
     - ``prior_refresh`` (:class:`~sk_adareg.callbacks.PriorRefresh`) runs
       after every other callback at the end of training and updates the
       precisions once more when the net ends with other weights than those of
@@ -69,6 +77,18 @@ class AdaRegMixin:
 
     *args, **kwargs
         Passed on to the skorch net.
+
+    Attributes
+    ----------
+    priors_ : PriorCollection
+        The priors, built at initialization.
+    reg_lambda_ : dict of str to float
+        The strength in force for each regularized weight (the factor of its
+        penalty in the mean loss): learned with ``reg_lambda="auto"``.
+    noise_variance_ : list of float or None
+        With ``reg_lambda="auto"`` and a squared-error criterion, the noise
+        variance of each target learned at the last update (in the units of
+        the targets the net trains on); None before.
     """
 
     def __init__(self, *args, **kwargs):
