@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._params import DEFAULTS
 from .net import AdaRegNeuralNetClassifier
 
 __all__ = ["AdaRegClassifier"]
@@ -29,8 +30,9 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one logit per class",
-                               stratified=" (stratified by class)")}
+    {_SHARED_PARAMETERS.format(outputs="one logit per class", targets="classes",
+                               stratified=" (stratified by class)",
+                               min_train="2 samples and one per class")}
 
     Attributes
     ----------
@@ -73,6 +75,64 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     _criterion = torch.nn.CrossEntropyLoss
     _output_nonlinearity = staticmethod(partial(torch.softmax, dim=-1))
     _stratify_validation = True
+    _outputs_doc = "one logit per class"
+
+    def __init__(
+        self,
+        *,
+        module=None,
+        hidden_layer_sizes=(100,),
+        dropout=0.0,
+        batch_norm=False,
+        reg_lambda=DEFAULTS["reg_lambda"],
+        u=DEFAULTS["u"],
+        v=DEFAULTS["v"],
+        precision_scale=DEFAULTS["precision_scale"],
+        numerator=DEFAULTS["numerator"],
+        cov_update_every=DEFAULTS["cov_update_every"],
+        adareg_layers=DEFAULTS["adareg_layers"],
+        decov_lambda=DEFAULTS["decov_lambda"],
+        max_epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        optimizer=torch.optim.Adam,
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+    ):
+        super().__init__(
+            module=module,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            reg_lambda=reg_lambda,
+            u=u,
+            v=v,
+            precision_scale=precision_scale,
+            numerator=numerator,
+            cov_update_every=cov_update_every,
+            adareg_layers=adareg_layers,
+            decov_lambda=decov_lambda,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -119,6 +179,10 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
                 f"the data contains only one class: {self.classes_[0]!r}."
             )
         return encoded.astype(np.int64), len(self.classes_)
+
+    def _min_train_samples(self, n_outputs):
+        # Early stopping must leave room for every class in the training part.
+        return max(2, n_outputs)
 
     def _net_kwargs(self, n_outputs):
         return {"classes": np.arange(n_outputs)}

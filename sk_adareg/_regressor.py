@@ -28,7 +28,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one value per task", stratified="")}
+    {_SHARED_PARAMETERS.format(outputs="one value per task", targets="tasks",
+                               stratified="", min_train="2 samples")}
 
     standardize_targets : bool, default=True
         Whether to train on targets centred and scaled to unit variance per
@@ -75,6 +76,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     _net_class = AdaRegNeuralNetRegressor
     _criterion = torch.nn.MSELoss
     _stratify_validation = False
+    _outputs_doc = "one value per task"
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         **_BaseAdaReg._parameter_constraints,
         "standardize_targets": ["boolean"],
