@@ -9,6 +9,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
@@ -253,7 +254,11 @@ class _BaseAdaReg(BaseEstimator):
         # Image-shaped input (n, channels, height, width) is for a custom module.
         X = validate_data(
             self, X, reset=reset, dtype=np.float32, order="C", allow_nd=self.module is not None,
+            accept_sparse=("csr", "csc"),
         )
+        if scipy.sparse.issparse(X):
+            # Rows are cut from CSR; the batches are densified one by one (_batches).
+            return X.tocsr()
         # torch warns about read-only arrays (memory maps, pandas' copy-on-write), though
         # nothing writes to them: give it a writable copy.
         return X if X.flags.writeable else X.copy()
@@ -384,11 +389,12 @@ class _BaseAdaReg(BaseEstimator):
         if self.early_stopping:
             X, y, train_split = self._split_validation(X, y, seed, n_outputs)
         batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
-        if batch_norm and min(len(X), self.batch_size) < 2:
+        if batch_norm and min(X.shape[0], self.batch_size) < 2:
             raise ValueError(
                 "batch_norm=True cannot train on batches of one sample: it needs "
                 f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
-                f"and {len(X)} sample(s){' after the validation split' * self.early_stopping}.")
+                f"and {X.shape[0]} sample(s)"
+                f"{' after the validation split' * self.early_stopping}.")
         nested = self._nested_params()
         module_kwargs = {name[len("module__"):]: nested.pop(name)
                          for name in list(nested) if name.startswith("module__")}
@@ -398,7 +404,7 @@ class _BaseAdaReg(BaseEstimator):
             if batch_norm and "iterator_train__drop_last" not in nested:
                 # Batch normalization cannot train on a batch of one sample: drop
                 # such a last batch (a different sample each epoch, as they are shuffled).
-                net.set_params(iterator_train__drop_last=len(X) % self.batch_size == 1)
+                net.set_params(iterator_train__drop_last=X.shape[0] % self.batch_size == 1)
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
             self._check_output_size(net, X, n_outputs)
@@ -447,6 +453,7 @@ class _BaseAdaReg(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
 

@@ -140,9 +140,10 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; with a custom ``module``, any shape
-            (n_samples, ...) it accepts.
+            (n_samples, ...) it accepts. A sparse matrix (any scipy format,
+            held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,)
             Class labels, of any type.
 
@@ -157,9 +158,9 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         if y is None:
             raise ValueError("AdaRegClassifier requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
-        if len(y) != len(X):
+        if len(y) != X.shape[0]:
             raise ValueError(
-                f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}.")
         if y.dtype == object and len(y) and isinstance(y[0], str):
             # scikit-learn sorts such labels, and fails with numpy's bare TypeError
             # when another type (None, NaN, a number) is among them.
@@ -192,7 +193,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -209,7 +210,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -227,7 +228,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns

@@ -147,9 +147,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; with a custom ``module``, any shape
-            (n_samples, ...) it accepts.
+            (n_samples, ...) it accepts. A sparse matrix (any scipy format,
+            held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets.
 
@@ -167,9 +168,9 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
-        if len(y) != len(X):
+        if len(y) != X.shape[0]:
             raise ValueError(
-                f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}.")
         self._y_ndim_ = y.ndim
         y = y.reshape(len(y), -1)
         self.n_outputs_ = y.shape[1]
@@ -188,7 +189,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns

@@ -23,7 +23,6 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -526,7 +525,6 @@ def test_hidden_layer_sizes_are_checked_before_training(sizes, ok):
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda X, y: (scipy.sparse.csr_matrix(X), y), TypeError, "Sparse data"),
     (lambda X, y: (X, None), ValueError, "requires y to be passed"),
     (lambda X, y: (X[:0], y[:0]), ValueError, r"0 sample\(s\)"),
     (lambda X, y: (X, y[:0]), ValueError, "inconsistent numbers of samples"),
