@@ -43,6 +43,12 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     n_outputs_ : int
         Number of tasks.
 
+    target_names_ : ndarray of shape (``n_outputs_``,)
+        Names of the tasks: the column names of ``y`` when it is a DataFrame
+        whose column names are all strings (defined only then, as
+        ``feature_names_in_``). The displays of :mod:`sk_adareg.plotting`
+        label the tasks with them.
+
     {_SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
 
     See Also
@@ -152,7 +158,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             (n_samples, ...) it accepts. A sparse matrix (any scipy format,
             held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets.
+            Targets. The column names of a DataFrame become ``target_names_``.
 
         Returns
         -------
@@ -165,6 +171,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         if y is None:
             raise ValueError(
                 "AdaRegMultiTaskRegressor requires y to be passed, but the target y is None.")
+        columns = getattr(y, "columns", None)  # a DataFrame's: the tasks' names
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
@@ -174,6 +181,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         self._y_ndim_ = y.ndim
         y = y.reshape(len(y), -1)
         self.n_outputs_ = y.shape[1]
+        if columns is not None and all(isinstance(name, str) for name in columns):
+            self.target_names_ = np.asarray(columns, dtype=object)
+        elif hasattr(self, "target_names_"):  # from an earlier fit
+            del self.target_names_
         self._target_scaler_ = StandardScaler(with_mean=self.standardize_targets,
                                              with_std=self.standardize_targets).fit(y)
         y_train = self._target_scaler_.transform(y).astype(np.float32)
