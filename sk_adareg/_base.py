@@ -29,6 +29,7 @@ from ._params import (
     parameter_constraints,
     parameters_doc,
 )
+from .callbacks import DropBatchHistory
 
 __all__ = []
 
@@ -100,6 +101,7 @@ class _BaseAdaReg(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
+        "keep_batch_history": ["boolean"],
     }
 
     def __init__(
@@ -130,6 +132,7 @@ class _BaseAdaReg(BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        keep_batch_history=False,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -156,6 +159,7 @@ class _BaseAdaReg(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.keep_batch_history = keep_batch_history
 
     # -- nested parameters, as skorch routes them -------------------------------
 
@@ -344,6 +348,9 @@ class _BaseAdaReg(BaseEstimator):
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, threshold=self.tol,
                 threshold_mode="rel", load_best=True)))
+        if not self.keep_batch_history:
+            # After every callback that reads the epoch's batches (DivergenceCheck).
+            callbacks.append(("drop_batch_history", DropBatchHistory()))
         # Integers may come as numpy integers from a parameter grid; torch's
         # DataLoader accepts only Python ints.
         params = {
@@ -537,7 +544,13 @@ module : torch.nn.Module class, instance or callable, default=None
         Print one line per epoch when > 0.
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Passed on to the skorch net."""
+        Passed on to the skorch net.
+
+    keep_batch_history : bool, default=False
+        Whether ``history_`` keeps skorch's per-batch records. By default
+        they are dropped at the end of each epoch, after every callback has
+        read them (:class:`~sk_adareg.callbacks.DropBatchHistory`), so that
+        the history, and the pickle, grow with the epochs only."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
 _SHARED_PARAMETERS = _SHARED_PARAMETERS_TEMPLATE.replace(
@@ -571,7 +584,8 @@ row_covariance_ : ndarray of shape ({p}, {p})
         The trained skorch net (:mod:`sk_adareg.net`).
 
     history_ : skorch.History
-        Per-epoch records: ``train_loss`` (with the penalty),
+        Per-epoch records (the per-batch ones, under ``"batches"``, only with
+        ``keep_batch_history=True``): ``train_loss`` (with the penalty),
         ``train_data_loss``, ``valid_loss`` (with early stopping),
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,

@@ -105,6 +105,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         random_state=None,
         verbose=0,
         callbacks=None,
+        keep_batch_history=False,
     ):
         super().__init__(
             module=module,
@@ -132,6 +133,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            keep_batch_history=keep_batch_history,
         )
 
     @_fit_context(prefer_skip_nested_validation=True)

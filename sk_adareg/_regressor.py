@@ -116,6 +116,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         random_state=None,
         verbose=0,
         callbacks=None,
+        keep_batch_history=False,
         standardize_targets=True,
     ):
         super().__init__(
@@ -144,6 +145,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            keep_batch_history=keep_batch_history,
         )
         self.standardize_targets = standardize_targets
 
