@@ -240,7 +240,7 @@ class _BaseAdaReg(BaseEstimator):
                 reason = (str(exc).split(". ")[0] or type(exc).__name__)[:200]
                 raise ValueError(
                     f"device={self.device!r} is not available here: {reason}.") from None
-        self._optimizer_kwargs()
+        self._optimizer_kwargs()  # raises if weight_decay is set for an optimizer without it
 
     def _optimizer_kwargs(self):
         """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not)."""
@@ -313,12 +313,11 @@ class _BaseAdaReg(BaseEstimator):
                 f"The module returns outputs of shape {outputs.shape[1:]} per sample (on a "
                 f"batch of X: {outputs.shape}), but {type(self).__name__} needs {n_outputs} "
                 f"output{'s' * (n_outputs != 1)} ({self._outputs_doc}), i.e. shape "
-                f"({n_outputs},). A module class "
-                "whose signature takes n_outputs (and n_features) receives them at fit.")
+                f"({n_outputs},). A module class whose signature takes n_outputs (and "
+                "n_features) receives them at fit.")
 
-    # Fewest training samples early stopping leaves: 2, so that the training part is
-    # more than one point (the classifier also wants one per class).
     def _min_train_samples(self, n_outputs):
+        """The fewest samples early stopping may leave to train on: more than one."""
         return 2
 
     def _split_validation(self, X, y, seed, n_outputs):
@@ -478,9 +477,9 @@ module : torch.nn.Module class, instance or callable, default=None
         instance is copied, never trained in place; with ``module__*``
         parameters it is built anew from its class, as skorch does. It must
         map a batch of ``X`` to {outputs}, of shape (batch, n_{targets}),
-        which fit checks on one batch before training. With a custom module, ``X``
-        may have more than two dimensions (e.g. images of shape (n, channels,
-        height, width)).
+        which fit checks on one batch before training. With a custom module,
+        ``X`` may have more than two dimensions (e.g. images of shape (n,
+        channels, height, width)).
 
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layer widths of the default network.

@@ -184,7 +184,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         return encoded.astype(np.int64), len(self.classes_)
 
     def _min_train_samples(self, n_outputs):
-        # Early stopping must leave room for every class in the training part.
+        """More than one sample, and as many as there are classes."""
         return max(2, n_outputs)
 
     def _net_kwargs(self, n_outputs):
