@@ -4,12 +4,14 @@
 
 import contextlib
 import copy
+import inspect
 import math
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
@@ -30,6 +32,7 @@ from ._params import (
     parameter_constraints,
     parameters_doc,
 )
+from .callbacks import DropBatchHistory
 from .exceptions import TrainingDivergedError
 
 __all__ = []
@@ -47,6 +50,29 @@ def _torch_seed(seed, device):
         yield
 
 
+# The components of the skorch net whose parameters the estimators route as skorch does
+# (``module__width=4`` goes to the module, ``optimizer__momentum=0.9`` to the optimizer).
+NESTED_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid",
+                   "callbacks")
+
+
+def _is_nested(name):
+    prefix, sep, rest = name.partition("__")
+    return bool(sep and rest) and prefix in NESTED_PREFIXES
+
+
+def _keyword_names(func):
+    """``(names, any)``: the parameters ``func`` takes by keyword, and whether it takes
+    ``**kwargs``; ``(set(), True)`` when its signature cannot be read."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return set(), True
+    names = {p.name for p in parameters
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names, any(p.kind == p.VAR_KEYWORD for p in parameters)
+
+
 class _BaseAdaReg(BaseEstimator):
     """Base class of :class:`AdaRegClassifier` and :class:`AdaRegMultiTaskRegressor`.
 
@@ -59,6 +85,8 @@ class _BaseAdaReg(BaseEstimator):
     _output_nonlinearity = None
     # Whether the fit computes the Laplace posterior for every reg_lambda.
     _predictive = False
+    # What the network's outputs are, for the docs and the output-size error.
+    _outputs_doc = None
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         "module": [None, callable],
@@ -79,6 +107,7 @@ class _BaseAdaReg(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [None, list],
+        "keep_batch_history": ["boolean"],
     }
 
     def __init__(
@@ -109,6 +138,7 @@ class _BaseAdaReg(BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        keep_batch_history=False,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -135,6 +165,64 @@ class _BaseAdaReg(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.keep_batch_history = keep_batch_history
+
+    # -- nested parameters, as skorch routes them -------------------------------
+
+    def _nested_params(self):
+        """The ``module__*``, ``optimizer__*``, ... parameters set through ``set_params``."""
+        return {name: value for name, value in vars(self).items() if _is_nested(name)}
+
+    def get_params(self, deep=True):
+        """Get parameters for this estimator.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, will return the parameters for this estimator and
+            contained subobjects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values, with the nested parameters
+            (``module__*``, ``optimizer__*``, ...) set through :meth:`set_params`.
+        """
+        return {**super().get_params(deep=deep), **self._nested_params()}
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        Besides the parameters of ``__init__``, it takes the nested parameters
+        of the skorch net's components, as skorch routes them: ``module__*``
+        (keyword arguments of the module class), ``optimizer__*``,
+        ``criterion__*``, ``iterator_train__*``, ``iterator_valid__*`` and
+        ``callbacks__*``.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        nested = {name: params.pop(name) for name in list(params) if _is_nested(name)}
+        super().set_params(**params)
+        vars(self).update(nested)
+        return self
+
+    def __sklearn_clone__(self):
+        # scikit-learn's clone passes the parameters to __init__, which takes no
+        # nested ones: clone without them, then set them on the clone.
+        nested = self._nested_params()
+        bare = copy.copy(self)
+        for name in nested:
+            delattr(bare, name)
+        return super(_BaseAdaReg, bare).__sklearn_clone__().set_params(
+            **clone(nested, safe=False))
 
     # -- validation ---------------------------------------------------------
 
@@ -149,12 +237,38 @@ class _BaseAdaReg(BaseEstimator):
             raise ValueError(f"device={self.device!r} is not a torch device: {exc}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={self.device!r}, but CUDA is not available here.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device={self.device!r}, but MPS is not available here.")
+        if device.type != "cpu":
+            try:  # any other backend, or a device index this machine lacks ("cuda:3")
+                torch.empty(0, device=device)
+            except (RuntimeError, AssertionError, NotImplementedError) as exc:
+                reason = (str(exc).split(". ")[0] or type(exc).__name__)[:200]
+                raise ValueError(
+                    f"device={self.device!r} is not available here: {reason}.") from None
+        self._optimizer_kwargs()  # raises if weight_decay is set for an optimizer without it
+
+    def _optimizer_kwargs(self):
+        """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not)."""
+        names, any_keyword = _keyword_names(self.optimizer)
+        if "weight_decay" in names or any_keyword:
+            return {"optimizer__weight_decay": self.weight_decay}
+        if self.weight_decay:
+            raise ValueError(
+                f"weight_decay={self.weight_decay!r} needs an optimizer that takes "
+                f"weight_decay; optimizer={getattr(self.optimizer, '__name__', self.optimizer)}"
+                " does not. Set weight_decay=0.")
+        return {}
 
     def _validate_X(self, X, reset):
         # Image-shaped input (n, channels, height, width) is for a custom module.
         X = validate_data(
             self, X, reset=reset, dtype=np.float32, order="C", allow_nd=self.module is not None,
+            accept_sparse=("csr", "csc"),
         )
+        if scipy.sparse.issparse(X):
+            # Rows are cut from CSR; the batches are densified one by one (_batches).
+            return X.tocsr()
         # torch warns about read-only arrays (memory maps, pandas' copy-on-write), though
         # nothing writes to them: give it a writable copy.
         return X if X.flags.writeable else X.copy()
@@ -171,14 +285,25 @@ class _BaseAdaReg(BaseEstimator):
                 f"{self.hidden_layer_sizes!r}.")
         return tuple(int(s) for s in sizes)
 
-    def _build_module(self, n_features, n_outputs):
+    def _build_module(self, n_features, n_outputs, kwargs):
+        """The network; ``kwargs`` are the ``module__*`` parameters, without the prefix."""
         if self.module is None:
+            if kwargs:
+                raise ValueError(
+                    f"module__* parameters ({', '.join(f'module__{k}' for k in kwargs)}) "
+                    "need a custom module; the default network takes hidden_layer_sizes, "
+                    "dropout and batch_norm.")
             return MLP(n_features, n_outputs, self._hidden_layer_sizes(),
                        dropout=self.dropout, batch_norm=self.batch_norm)
-        if isinstance(self.module, torch.nn.Module):
+        if isinstance(self.module, torch.nn.Module) and not kwargs:
             # Never train the user's instance in place: fits stay independent.
             return copy.deepcopy(self.module)
-        module = self.module()
+        # As skorch does, an instance with module__* parameters is built anew from its class.
+        factory = type(self.module) if isinstance(self.module, torch.nn.Module) else self.module
+        names, _ = _keyword_names(factory)
+        sizes = {"n_features": n_features, "n_outputs": n_outputs}
+        # The data's sizes, where the signature names them; module__* take precedence.
+        module = factory(**{**{k: v for k, v in sizes.items() if k in names}, **kwargs})
         if not isinstance(module, torch.nn.Module):
             raise TypeError(
                 "module must be None, a torch.nn.Module instance, or a class or callable "
@@ -186,46 +311,74 @@ class _BaseAdaReg(BaseEstimator):
             )
         return module
 
-    def _split_validation(self, X, y, seed):
+    def _check_output_size(self, net, X, n_outputs):
+        """One forward pass on a batch of ``X``: the network must give ``n_outputs`` per sample."""
+        outputs = chunked_forward(net.module_, X[:self.batch_size], net.device)
+        if outputs.shape[1:] != (n_outputs,):
+            raise ValueError(
+                f"The module returns outputs of shape {outputs.shape[1:]} per sample (on a "
+                f"batch of X: {outputs.shape}), but {type(self).__name__} needs {n_outputs} "
+                f"output{'s' * (n_outputs != 1)} ({self._outputs_doc}), i.e. shape "
+                f"({n_outputs},). A module class whose signature takes n_outputs (and "
+                "n_features) receives them at fit.")
+
+    def _min_train_samples(self, n_outputs):
+        """The fewest samples early stopping may leave to train on: more than one."""
+        return 2
+
+    def _split_validation(self, X, y, seed, n_outputs):
+        n_valid = math.ceil(self.validation_fraction * len(y))  # train_test_split's count
+        needed = self._min_train_samples(n_outputs)
+        if len(y) - n_valid < needed:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction!r} holds out {n_valid} of "
+                f"{len(y)} samples for early stopping, which leaves {len(y) - n_valid} to "
+                f"train on; {type(self).__name__} needs at least {needed}. Lower "
+                "validation_fraction, or set early_stopping=False.")
         stratify = None
         if self._stratify_validation:
             _, counts = np.unique(y, return_counts=True)
             # Stratifying needs 2 samples per class and room for every class in both
             # parts (train_test_split's own rule); otherwise split at random.
-            n_valid = math.ceil(self.validation_fraction * len(y))
             if counts.min() >= 2 and min(n_valid, len(y) - n_valid) >= len(counts):
                 stratify = y
         X_train, X_valid, y_train, y_valid = train_test_split(
             X, y, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
         return X_train, y_train, predefined_split(Dataset(X_valid, y_valid))
 
-    def _make_net(self, module, train_split, n_outputs):
+    def _make_net(self, module, train_split, n_outputs, nested):
+        """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings."""
         callbacks = list(self.callbacks or [])
         if self.early_stopping:
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, threshold=self.tol,
                 threshold_mode="rel", load_best=True)))
+        if not self.keep_batch_history:
+            # After every callback that reads the epoch's batches (DivergenceCheck).
+            callbacks.append(("drop_batch_history", DropBatchHistory()))
         # Integers may come as numpy integers from a parameter grid; torch's
         # DataLoader accepts only Python ints.
-        return self._net_class(
-            module=module,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            optimizer__weight_decay=self.weight_decay,
-            max_epochs=int(self.max_epochs),
-            batch_size=int(self.batch_size),
-            iterator_train=batch_loader,
-            iterator_train__shuffle=True,
-            iterator_valid=batch_loader,
-            train_split=train_split,
-            callbacks=callbacks,
-            device=self.device,
-            verbose=self.verbose,
+        params = {
+            "module": module,
+            "criterion": self._criterion,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            **self._optimizer_kwargs(),
+            "max_epochs": int(self.max_epochs),
+            "batch_size": int(self.batch_size),
+            "iterator_train": batch_loader,
+            "iterator_train__shuffle": True,
+            "iterator_valid": batch_loader,
+            "train_split": train_split,
+            "callbacks": callbacks,
+            "device": self.device,
+            "verbose": self.verbose,
             # skorch's PrintLog formats its table every epoch even when silent.
             **({} if self.verbose else {"callbacks__print_log": None}),
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
-            **{"criterion": self._criterion, **self._net_kwargs(n_outputs)},
-        )
+            **self._net_kwargs(n_outputs),
+        }
+        return self._net_class(**{**params, **nested})
 
     def _net_kwargs(self, n_outputs):
         return {}
@@ -246,22 +399,27 @@ class _BaseAdaReg(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         train_split = None
         if self.early_stopping:
-            X, y, train_split = self._split_validation(X, y, seed)
+            X, y, train_split = self._split_validation(X, y, seed, n_outputs)
         batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
-        if batch_norm and min(len(X), self.batch_size) < 2:
+        if batch_norm and min(X.shape[0], self.batch_size) < 2:
             raise ValueError(
                 "batch_norm=True cannot train on batches of one sample: it needs "
                 f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
-                f"and {len(X)} sample(s){' after the validation split' * self.early_stopping}.")
+                f"and {X.shape[0]} sample(s)"
+                f"{' after the validation split' * self.early_stopping}.")
+        nested = self._nested_params()
+        module_kwargs = {name[len("module__"):]: nested.pop(name)
+                         for name in list(nested) if name.startswith("module__")}
         with _torch_seed(seed, self.device):
-            module = self._build_module(self.n_features_in_, n_outputs)
-            net = self._make_net(module, train_split, n_outputs)
-            if batch_norm:
+            module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
+            net = self._make_net(module, train_split, n_outputs, nested)
+            if batch_norm and "iterator_train__drop_last" not in nested:
                 # Batch normalization cannot train on a batch of one sample: drop
                 # such a last batch (a different sample each epoch, as they are shuffled).
-                net.set_params(iterator_train__drop_last=len(X) % self.batch_size == 1)
+                net.set_params(iterator_train__drop_last=X.shape[0] % self.batch_size == 1)
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
+            self._check_output_size(net, X, n_outputs)
             net.fit(X, y)
             laplace = self._fit_posterior(net, X, y)
         self._set_fitted_attributes(net, laplace)
@@ -341,6 +499,7 @@ class _BaseAdaReg(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -349,11 +508,18 @@ _SHARED_PARAMETERS_TEMPLATE = """\
 module : torch.nn.Module class, instance or callable, default=None
         The network. ``None`` builds a multilayer perceptron from the data's
         shape at fit time (``hidden_layer_sizes``, ``dropout``, ``batch_norm``).
-        A class (or any callable returning a module) is called without
-        arguments inside the seeded context of ``random_state``; an instance
-        is copied, never trained in place. It must map a batch of ``X`` to
-        {outputs}. With a custom module, ``X`` may have more than two
-        dimensions (e.g. images of shape (n, channels, height, width)).
+        A class (or any callable returning a module) is called inside the
+        seeded context of ``random_state``, with the keyword arguments
+        ``n_features`` (``n_features_in_``; the channels of image-shaped
+        ``X``) and ``n_outputs`` (the number of {targets}) where its signature
+        names them, so that it fits every fold, and the ``module__*``
+        parameters (see :meth:`set_params`), which take precedence. An
+        instance is copied, never trained in place; with ``module__*``
+        parameters it is built anew from its class, as skorch does. It must
+        map a batch of ``X`` to {outputs}, of shape (batch, n_{targets}),
+        which fit checks on one batch before training. With a custom module,
+        ``X`` may have more than two dimensions (e.g. images of shape (n,
+        channels, height, width)).
 
     hidden_layer_sizes : tuple of int, default=(100,)
         Hidden layer widths of the default network.
@@ -377,10 +543,14 @@ module : torch.nn.Module class, instance or callable, default=None
         Learning rate.
 
     optimizer : torch optimizer class, default=torch.optim.Adam
-        Called as ``optimizer(params, lr=lr, weight_decay=weight_decay)``.
+        Called as ``optimizer(params, lr=lr, weight_decay=weight_decay)``,
+        with the ``optimizer__*`` parameters; ``weight_decay`` is passed only
+        to an optimizer whose signature takes it (``torch.optim.LBFGS`` does
+        not; skorch gives it the closure it needs).
 
     weight_decay : float, default=0.0
-        The optimizer's weight decay, on all parameters.
+        The optimizer's weight decay, on all parameters. It must be 0 for an
+        optimizer that does not take it.
 
     early_stopping : bool, default=False
         Whether to hold out ``validation_fraction`` of the training data{stratified}
@@ -389,7 +559,9 @@ module : torch.nn.Module class, instance or callable, default=None
         best weights are restored and the precisions updated for them.
 
     validation_fraction : float, default=0.1
-        Fraction of the training data held out when ``early_stopping``.
+        Fraction of the training data held out when ``early_stopping``
+        (``ceil(validation_fraction * n_samples)`` samples). The rest must
+        hold at least {min_train}, or fit raises a ``ValueError``.
 
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
@@ -411,7 +583,13 @@ module : torch.nn.Module class, instance or callable, default=None
         Print one line per epoch when > 0.
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Passed on to the skorch net."""
+        Passed on to the skorch net.
+
+    keep_batch_history : bool, default=False
+        Whether ``history_`` keeps skorch's per-batch records. By default
+        they are dropped at the end of each epoch, after every callback has
+        read them (:class:`~sk_adareg.callbacks.DropBatchHistory`), so that
+        the history, and the pickle, grow with the epochs only."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
 _SHARED_PARAMETERS = _SHARED_PARAMETERS_TEMPLATE.replace(
@@ -456,7 +634,8 @@ row_covariance_ : ndarray of shape ({p}, {p})
         The trained skorch net (:mod:`sk_adareg.net`).
 
     history_ : skorch.History
-        Per-epoch records: ``train_loss`` (with the penalty),
+        Per-epoch records (the per-batch ones, under ``"batches"``, only with
+        ``keep_batch_history=True``): ``train_loss`` (with the penalty),
         ``train_data_loss``, ``valid_loss`` (with early stopping),
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,
@@ -469,7 +648,15 @@ row_covariance_ : ndarray of shape ({p}, {p})
     n_iter_ : int
         Number of epochs completed."""
 
-_SHARED_NOTES = """The precisions are those of the last update (every ``cov_update_every``
+_SHARED_NOTES = """Nested parameters of the skorch net's components, ``module__*``,
+    ``optimizer__*``, ``criterion__*``, ``iterator_train__*``,
+    ``iterator_valid__*`` and ``callbacks__*``, are set with
+    :meth:`set_params` (as in ``GridSearchCV(est, {"module__width": [8,
+    16]})``), not in the constructor; skorch routes them, and they override
+    the estimator's own settings of the same component (e.g.
+    ``optimizer__weight_decay`` over ``weight_decay``).
+
+    The precisions are those of the last update (every ``cov_update_every``
     epochs, and after early stopping restores the best weights); a fit that
     made no update (``max_epochs < cov_update_every``) updates them once at
     the end, so they always lie within ``[u, v]``.

@@ -4,7 +4,8 @@ torch's ``DataLoader`` over a skorch ``Dataset`` indexes one row at a time and
 collates the rows of every batch: for the small tabular data this package is
 for, that costs more than the network's own step. The estimators' data are
 in-memory arrays, so they are taken as tensors once per epoch (no copy) and
-cut into batches by indexing.
+cut into batches by indexing. A sparse ``X`` (scipy CSR) is densified batch
+by batch, never whole.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -12,6 +13,7 @@ cut into batches by indexing.
 import math
 
 import numpy as np
+import scipy.sparse
 import torch
 from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
@@ -22,37 +24,52 @@ __all__ = []
 INFERENCE_BYTES = 64 * 2**20
 
 
+def dense(X):
+    """``X`` as a dense array: a scipy sparse matrix is densified, anything else returned."""
+    return X.toarray() if scipy.sparse.issparse(X) else X
+
+
 class _ArrayBatches:
-    """Batches ``(X[idx], y[idx])`` of two arrays, in the order torch's DataLoader uses."""
+    """Batches ``(X[idx], y[idx])`` of two arrays, in the order torch's DataLoader uses.
+
+    ``X`` may be a scipy sparse matrix (CSR, for fast row indexing): each batch is
+    densified on its own.
+    """
 
     def __init__(self, X, y, batch_size, shuffle, drop_last):
-        self.X, self.y = torch.as_tensor(X), torch.as_tensor(y)
+        self.X = X if scipy.sparse.issparse(X) else torch.as_tensor(X)
+        self.y = torch.as_tensor(y)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
 
     def __len__(self):
-        n = len(self.X)
+        n = self.X.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self):
-        n = len(self.X)
+        n = self.X.shape[0]
         # The global torch RNG, as DataLoader's sampler: seeded fits stay reproducible.
         order = torch.randperm(n) if self.shuffle else None
         for k in range(len(self)):
             rows = slice(k * self.batch_size, (k + 1) * self.batch_size)
             if order is not None:
                 rows = order[rows]
-            yield self.X[rows], self.y[rows]
+            if scipy.sparse.issparse(self.X):
+                X = self.X[rows.numpy() if order is not None else rows]
+                yield torch.from_numpy(dense(X)), self.y[rows]
+            else:
+                yield self.X[rows], self.y[rows]
 
 
 def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs):
     """skorch's ``iterator_train``/``iterator_valid`` for in-memory arrays.
 
-    A skorch ``Dataset`` of a numpy array or tensor ``X`` with a target is cut
-    into batches by indexing; anything else (other datasets, a missing target,
+    A skorch ``Dataset`` of a numpy array, tensor or scipy sparse ``X`` with a
+    target is cut into batches by indexing; anything else (other datasets, a missing target,
     DataLoader options such as ``num_workers``) goes to torch's ``DataLoader``.
     """
-    if (not kwargs and type(dataset) is Dataset and dataset.y is not None
-            and all(isinstance(a, np.ndarray | torch.Tensor) for a in (dataset.X, dataset.y))):
+    arrays = np.ndarray | torch.Tensor
+    if (not kwargs and type(dataset) is Dataset and isinstance(dataset.y, arrays)
+            and (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
         return _ArrayBatches(dataset.X, dataset.y, batch_size, shuffle, drop_last)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       **kwargs)
@@ -61,8 +78,9 @@ def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs
 def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
     """The outputs of ``module`` on ``X`` in evaluation mode, as a float64 numpy array.
 
-    ``X`` is cut into chunks of about :data:`INFERENCE_BYTES`, each moved to
-    ``device`` and run without gradients.
+    ``X`` (an array, or a scipy sparse matrix) is cut into chunks of about
+    :data:`INFERENCE_BYTES` once dense, each densified, moved to ``device`` and
+    run without gradients.
     """
     per_row = 4 * max(1, math.prod(X.shape[1:]))
     widths = [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
@@ -73,8 +91,8 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
     try:
         outputs = []
         with torch.no_grad():
-            for start in range(0, len(X), rows):
-                out = module(torch.as_tensor(X[start:start + rows], device=device))
+            for start in range(0, X.shape[0], rows):
+                out = module(torch.as_tensor(dense(X[start:start + rows]), device=device))
                 if nonlinearity is not None:
                     out = nonlinearity(out)
                 outputs.append(out.to(device="cpu", dtype=torch.float64).numpy())

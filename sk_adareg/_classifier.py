@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._params import DEFAULTS
 from .net import AdaRegNeuralNetClassifier
 
 __all__ = ["AdaRegClassifier"]
@@ -29,8 +30,9 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one logit per class",
-                               stratified=" (stratified by class)")}
+    {_SHARED_PARAMETERS.format(outputs="one logit per class", targets="classes",
+                               stratified=" (stratified by class)",
+                               min_train="2 samples and one per class")}
 
     Attributes
     ----------
@@ -73,6 +75,66 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     _criterion = torch.nn.CrossEntropyLoss
     _output_nonlinearity = staticmethod(partial(torch.softmax, dim=-1))
     _stratify_validation = True
+    _outputs_doc = "one logit per class"
+
+    def __init__(
+        self,
+        *,
+        module=None,
+        hidden_layer_sizes=(100,),
+        dropout=0.0,
+        batch_norm=False,
+        reg_lambda=DEFAULTS["reg_lambda"],
+        u=DEFAULTS["u"],
+        v=DEFAULTS["v"],
+        precision_scale=DEFAULTS["precision_scale"],
+        numerator=DEFAULTS["numerator"],
+        cov_update_every=DEFAULTS["cov_update_every"],
+        adareg_layers=DEFAULTS["adareg_layers"],
+        decov_lambda=DEFAULTS["decov_lambda"],
+        max_epochs=200,
+        batch_size=64,
+        lr=1e-3,
+        optimizer=torch.optim.Adam,
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        keep_batch_history=False,
+    ):
+        super().__init__(
+            module=module,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            reg_lambda=reg_lambda,
+            u=u,
+            v=v,
+            precision_scale=precision_scale,
+            numerator=numerator,
+            cov_update_every=cov_update_every,
+            adareg_layers=adareg_layers,
+            decov_lambda=decov_lambda,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            keep_batch_history=keep_batch_history,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -80,9 +142,10 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; with a custom ``module``, any shape
-            (n_samples, ...) it accepts.
+            (n_samples, ...) it accepts. A sparse matrix (any scipy format,
+            held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,)
             Class labels, of any type.
 
@@ -97,9 +160,9 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         if y is None:
             raise ValueError("AdaRegClassifier requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
-        if len(y) != len(X):
+        if len(y) != X.shape[0]:
             raise ValueError(
-                f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}.")
         if y.dtype == object and len(y) and isinstance(y[0], str):
             # scikit-learn sorts such labels, and fails with numpy's bare TypeError
             # when another type (None, NaN, a number) is among them.
@@ -120,6 +183,10 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
             )
         return encoded.astype(np.int64), len(self.classes_)
 
+    def _min_train_samples(self, n_outputs):
+        """More than one sample, and as many as there are classes."""
+        return max(2, n_outputs)
+
     def _net_kwargs(self, n_outputs):
         return {"classes": np.arange(n_outputs)}
 
@@ -128,7 +195,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -145,7 +212,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -163,7 +230,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseAdaReg
@@ -35,11 +36,13 @@ class FittedModel:
     criterion : str
         Class name of the training criterion.
     output_labels : list or None
-        Names of the network's outputs (classes, tasks) and ``output_kind``
-        what they are (``"class"``, ``"task"``).
+        Names of the network's outputs (classes; tasks: ``target_names_``, or
+        ``"task 0"``, ...) and ``output_kind`` what they are (``"class"``,
+        ``"task"``).
     output_kind : str or None
     feature_names : list or None
-        Names of the input features, when the estimator saw them.
+        Names of the input features, when the estimator saw them, or, in a
+        pipeline, the names the steps before it give their outputs.
     standardized_targets : bool
         Whether the loss was computed on standardized targets.
     """
@@ -88,8 +91,22 @@ def _linear_weights(module):
         return []
 
 
+def _last_step(estimator):
+    """The last step of a pipeline (of nested pipelines), and the names of its input
+    features given by the steps before it; ``(estimator, None)`` for anything else."""
+    feature_names = None
+    while isinstance(estimator, Pipeline):
+        pipeline, estimator = estimator, estimator[-1]
+        try:
+            feature_names = pipeline[:-1].get_feature_names_out() if len(pipeline) > 1 else None
+        except (AttributeError, NotFittedError):  # a step that does not name its outputs
+            feature_names = None
+    return estimator, feature_names
+
+
 def fitted_model(estimator):
-    """The :class:`FittedModel` of a fitted AdaReg estimator or an initialized AdaReg net.
+    """The :class:`FittedModel` of a fitted AdaReg estimator (or a pipeline ending in one)
+    or an initialized AdaReg net.
 
     Raises
     ------
@@ -98,6 +115,8 @@ def fitted_model(estimator):
     TypeError
         If ``estimator`` is neither.
     """
+    given = estimator
+    estimator, step_feature_names = _last_step(estimator)
     if isinstance(estimator, _BaseAdaReg):
         check_is_fitted(estimator, "net_")
         net = estimator.net_
@@ -108,18 +127,28 @@ def fitted_model(estimator):
                 "'initialize' or 'fit' first.")
         net = estimator
     else:
+        got = type(given).__name__
+        if given is not estimator:
+            got += f" ending in {type(estimator).__name__}"
         raise TypeError(
-            "estimator must be a fitted AdaRegClassifier or AdaRegMultiTaskRegressor, or an "
-            f"AdaReg skorch net from sk_adareg.net; got {type(estimator).__name__}.")
+            "estimator must be a fitted AdaRegClassifier or AdaRegMultiTaskRegressor (or a "
+            "Pipeline ending in one), or an AdaReg skorch net from sk_adareg.net; got "
+            f"{got}.")
     classes = getattr(estimator, "classes_", None)
     n_outputs = getattr(estimator, "n_outputs_", None)
     if classes is not None:
         output_labels, output_kind = list(classes), "class"
     elif n_outputs is not None:
-        output_labels, output_kind = [f"task {k}" for k in range(n_outputs)], "task"
+        names = getattr(estimator, "target_names_", None)
+        output_labels = ([f"task {k}" for k in range(n_outputs)] if names is None
+                         else list(names))
+        output_kind = "task"
     else:
         output_labels, output_kind = None, None
-    feature_names = getattr(estimator, "feature_names_in_", None)
+    feature_names = getattr(estimator, "feature_names_in_", step_feature_names)
+    if feature_names is not None and len(feature_names) != getattr(
+            estimator, "n_features_in_", len(feature_names)):
+        feature_names = None
     return FittedModel(
         name=type(estimator).__name__,
         module=net.module_,

@@ -35,7 +35,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one value per task", stratified="")}
+    {_SHARED_PARAMETERS.format(outputs="one value per task", targets="tasks",
+                               stratified="", min_train="2 samples")}
 
     standardize_targets : bool, default=True
         Whether to train on targets centred and scaled to unit variance per
@@ -56,6 +57,12 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         variance that ``predict(X, return_std=True)`` adds to the network's
         own uncertainty. Absent when a regularized weight is neither linear
         nor convolutional (the Laplace posterior needs it).
+
+    target_names_ : ndarray of shape (``n_outputs_``,)
+        Names of the tasks: the column names of ``y`` when it is a DataFrame
+        whose column names are all strings (defined only then, as
+        ``feature_names_in_``). The displays of :mod:`sk_adareg.plotting`
+        label the tasks with them.
 
     {_SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
 
@@ -94,6 +101,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     _criterion = torch.nn.MSELoss
     _stratify_validation = False
     _predictive = True
+    _outputs_doc = "one value per task"
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
         **_BaseAdaReg._parameter_constraints,
         "standardize_targets": ["boolean"],
@@ -127,6 +135,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         random_state=None,
         verbose=0,
         callbacks=None,
+        keep_batch_history=False,
         standardize_targets=True,
     ):
         super().__init__(
@@ -155,6 +164,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             random_state=random_state,
             verbose=verbose,
             callbacks=callbacks,
+            keep_batch_history=keep_batch_history,
         )
         self.standardize_targets = standardize_targets
 
@@ -164,11 +174,12 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; with a custom ``module``, any shape
-            (n_samples, ...) it accepts.
+            (n_samples, ...) it accepts. A sparse matrix (any scipy format,
+            held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
-            Targets.
+            Targets. The column names of a DataFrame become ``target_names_``.
 
         Returns
         -------
@@ -181,15 +192,20 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         if y is None:
             raise ValueError(
                 "AdaRegMultiTaskRegressor requires y to be passed, but the target y is None.")
+        columns = getattr(y, "columns", None)  # a DataFrame's: the tasks' names
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
-        if len(y) != len(X):
+        if len(y) != X.shape[0]:
             raise ValueError(
-                f"X and y have inconsistent numbers of samples: {len(X)} and {len(y)}.")
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}.")
         self._y_ndim_ = y.ndim
         y = y.reshape(len(y), -1)
         self.n_outputs_ = y.shape[1]
+        if columns is not None and all(isinstance(name, str) for name in columns):
+            self.target_names_ = np.asarray(columns, dtype=object)
+        elif hasattr(self, "target_names_"):  # from an earlier fit
+            del self.target_names_
         self._target_scaler_ = StandardScaler(with_mean=self.standardize_targets,
                                              with_std=self.standardize_targets).fit(y)
         y_train = self._target_scaler_.transform(y).astype(np.float32)
@@ -219,7 +235,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
         return_std : bool, default=False
             Also return the standard deviation of the predictive distribution

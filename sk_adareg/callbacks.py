@@ -7,7 +7,9 @@ callbacks) and :class:`PriorRefresh` (after every other callback). Each keeps
 its own per-fit state, reset when training begins and dropped when it ends, so
 that a fitted net holds no stray tensor.
 They work on any net with the mixin; replace or disable one the skorch way,
-e.g. ``net.set_params(callbacks__prior_refresh=None)``.
+e.g. ``net.set_params(callbacks__prior_refresh=None)``. The estimators also
+add :class:`DropBatchHistory` after the user's callbacks, unless
+``keep_batch_history=True``.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -21,7 +23,8 @@ from skorch.callbacks import Callback
 from ._evidence import fit_evidence
 from .exceptions import CollapseWarning, TrainingDivergedError
 
-__all__ = ["DivergenceCheck", "PriorRefresh", "PriorUpdate", "StrengthUpdate"]
+__all__ = ["DivergenceCheck", "DropBatchHistory", "PriorRefresh", "PriorUpdate",
+           "StrengthUpdate"]
 
 
 class DivergenceCheck(Callback):
@@ -221,3 +224,31 @@ class PriorRefresh(Callback):
                                                          strict=True)):
             net.update_priors()
         self._reset()
+
+
+class DropBatchHistory(Callback):
+    """Drop the per-batch records of each epoch from the history at the epoch's end.
+
+    skorch records every batch (``history[-1, "batches"]``); a long fit on
+    many batches makes the history, and the pickle of the net, large. The
+    per-epoch records, which include ``train_loss`` (the mean over the
+    epoch's batches) and ``train_batch_count``, stay. Put it after every
+    callback that reads the epoch's batches at its end (skorch's scoring,
+    :class:`DivergenceCheck`): it leaves ``history[-1, "batches"]`` empty.
+    An interrupted epoch keeps its batches.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sk_adareg.callbacks import DropBatchHistory
+    >>> from sk_adareg.net import AdaRegNeuralNet
+    >>> net = AdaRegNeuralNet(torch.nn.Linear(3, 2), torch.nn.MSELoss, max_epochs=2,
+    ...                       batch_size=4, train_split=None, verbose=0,
+    ...                       callbacks=[DropBatchHistory()])
+    >>> net = net.fit(torch.randn(20, 3), torch.randn(20, 2))
+    >>> net.history[-1, "batches"], net.history[-1, "train_batch_count"]
+    ([], 5)
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history[-1]["batches"] = []

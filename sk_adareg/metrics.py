@@ -135,8 +135,9 @@ def weight_norms(estimator):
 
     Parameters
     ----------
-    estimator : AdaRegClassifier, AdaRegMultiTaskRegressor or AdaReg skorch net
-        A fitted estimator (or an initialized net of :mod:`sk_adareg.net`).
+    estimator : AdaRegClassifier, AdaRegMultiTaskRegressor, Pipeline or AdaReg skorch net
+        A fitted estimator, a fitted pipeline whose last step is one (or an
+        initialized net of :mod:`sk_adareg.net`).
         The weights are read from its torch module (``estimator.net_.module_``).
 
     Returns

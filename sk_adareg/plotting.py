@@ -236,8 +236,9 @@ class CovarianceDisplay:
 
         Parameters
         ----------
-        estimator : AdaRegClassifier, AdaRegMultiTaskRegressor or AdaReg skorch net
-            A fitted estimator, or a fitted net of :mod:`sk_adareg.net`.
+        estimator : AdaRegClassifier, AdaRegMultiTaskRegressor, Pipeline or AdaReg skorch net
+            A fitted estimator, a fitted pipeline whose last step is one, or a
+            fitted net of :mod:`sk_adareg.net`.
         which : {"row", "column"}, default="row"
             ``"row"``: the matrix over the weight's rows (output units:
             classes or tasks for the last layer, Fig. 5 and Fig. 8a);
@@ -257,10 +258,12 @@ class CovarianceDisplay:
             ``Sigma_c = I``.
         labels : array-like, default=None
             Names of the rows/columns drawn. ``None``: for the rows of the
-            output layer, ``classes_`` of a classifier and ``"task 0"``,
+            output layer, ``classes_`` of a classifier and ``target_names_``
+            (the column names of a DataFrame ``y``) or ``"task 0"``,
             ``"task 1"``, ... for a regressor; for the columns of the first
             layer of the default network, ``feature_names_in_`` when the
-            estimator saw them; unit indices otherwise. The axis label says
+            estimator saw them (in a pipeline, the names the steps before
+            it give their outputs); unit indices otherwise. The axis label says
             which (e.g. ``"class"``, ``"unit of hidden layer 1"``).
         ax : matplotlib Axes, default=None
             Where to draw; ``None`` makes a new figure.
@@ -610,8 +613,9 @@ class TrainingCurveDisplay:
 
         Parameters
         ----------
-        estimator : AdaRegClassifier, AdaRegMultiTaskRegressor or AdaReg skorch net
-            A fitted estimator (or a fitted net of :mod:`sk_adareg.net`). Its
+        estimator : AdaRegClassifier, AdaRegMultiTaskRegressor, Pipeline or AdaReg skorch net
+            A fitted estimator, a fitted pipeline whose last step is one (or a
+            fitted net of :mod:`sk_adareg.net`). Its
             history gives the curves, its ``u`` and ``v`` the bounds drawn
             in the precision panel. The validation loss is drawn when the
             estimator held out validation data (``early_stopping=True``).

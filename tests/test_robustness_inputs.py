@@ -23,7 +23,6 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -60,7 +59,7 @@ MESSAGES = {
     "strings in y": r"could not convert string to float",
     "2 columns of labels": r"y should be a 1d array",
     "3-D y": r"Found array with dim 3",
-    "empty training split": r"the resulting train set will be empty",
+    "too few training samples": r"validation_fraction=.* leaves \d+ to train on",
     "batch norm on one sample": r"batch_norm=True cannot train on batches of one sample",
 }
 
@@ -174,12 +173,13 @@ def estimator_params(draw):
     return {**TINY, **params}
 
 
-def parameter_faults(params, n):
-    """Faults that come from the parameters meeting the data."""
+def parameter_faults(params, n, n_classes=0):
+    """Faults that come from the parameters meeting the data (n_classes: of a classifier)."""
     faults = set()
     n_train = _n_train(n, params["early_stopping"])
-    if params["early_stopping"] and n >= 1 and n_train == 0:
-        faults.add("empty training split")
+    # Early stopping must leave 2 training samples, and one per class.
+    if params["early_stopping"] and n >= 1 and n_train < max(2, n_classes):
+        faults.add("too few training samples")
     if (params["batch_norm"] and params["hidden_layer_sizes"]
             and min(n_train, params["batch_size"]) < 2):
         faults.add("batch norm on one sample")
@@ -326,7 +326,7 @@ def test_classifier_fits_or_rejects_any_input(data):
     X, x_faults, exponent = data.draw(feature_matrices(n), label="X")
     y, y_faults = data.draw(class_labels(with_wrong_rows(data.draw, n)), label="y")
     params = data.draw(estimator_params(), label="params")
-    faults = x_faults | y_faults | parameter_faults(params, n)
+    faults = x_faults | y_faults | parameter_faults(params, n, len(set(np.ravel(y).tolist())))
     if len(y) != n:
         faults |= {"wrong rows", "no samples"} if len(y) == 0 else {"wrong rows"}
     clf = fit_or_reject(AdaRegClassifier(**params), X, y, faults, may_diverge=exponent >= 4)
@@ -372,16 +372,23 @@ def test_regressor_fits_or_rejects_any_input(data):
        fraction=st.sampled_from([0.1, 0.3, 0.5]), seed=st.integers(0, 2**16))
 def test_early_stopping_splits_any_small_classification_set(n_classes, per_class, singles,
                                                             fraction, seed):
-    # Stratified when it can be, at random otherwise: never an error, never a fit
-    # on an empty split.
+    # Stratified when it can be, at random otherwise; an error before training when
+    # the training part would have fewer than 2 samples or fewer samples than classes.
     y = np.r_[np.repeat(np.arange(n_classes), per_class), n_classes + np.arange(singles)]
     X = np.random.default_rng(seed).normal(size=(len(y), 3))
     clf = AdaRegClassifier(**TINY, early_stopping=True, validation_fraction=fraction,
                            batch_size=4)
+    n_valid = math.ceil(fraction * len(y))
+    n_train, needed = len(y) - n_valid, max(2, n_classes + singles)
     with recording_training() as runs:
+        if n_train < needed:
+            with pytest.raises(ValueError, match=f"leaves {n_train} to train on; "
+                               f"AdaRegClassifier needs at least {needed}"):
+                clf.fit(X, y)
+            assert runs == []
+            return
         clf.fit(X, y)
     assert len(runs) == 1
-    n_valid = math.ceil(fraction * len(y))
     assert len(clf.net_.train_split.keywords["valid_ds"]) == n_valid
     assert np.isfinite(clf.predict_proba(X)).all()
     assert np.isin(clf.predict(X), clf.classes_).all()
@@ -485,8 +492,9 @@ def test_batch_norm_trains_when_the_last_batch_has_one_sample(Estimator, n, batc
     assert np.isfinite(est.predict(X[:1]).astype(float)).all()
 
 
+# (early stopping leaves at least 2 training samples: see validation_fraction's rule)
 @pytest.mark.parametrize("n, batch_size, early_stopping", [(1, 8, False), (10, 1, False),
-                                                           (2, 8, True)])
+                                                           (3, 1, True)])
 def test_batch_norm_on_batches_of_one_is_refused_before_training(n, batch_size,
                                                                  early_stopping):
     X, _, Y = numbers(n=n)
@@ -517,7 +525,6 @@ def test_hidden_layer_sizes_are_checked_before_training(sizes, ok):
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda X, y: (scipy.sparse.csr_matrix(X), y), TypeError, "Sparse data"),
     (lambda X, y: (X, None), ValueError, "requires y to be passed"),
     (lambda X, y: (X[:0], y[:0]), ValueError, r"0 sample\(s\)"),
     (lambda X, y: (X, y[:0]), ValueError, "inconsistent numbers of samples"),
