@@ -84,18 +84,28 @@ def timed(fn, device):
     return time.perf_counter() - start, out
 
 
-def paired(fn_a, fn_b, repeats, device, warmup=True, label=""):
-    """Per-repetition times of A and B, interleaved A, B, A, B ..., after a warm-up of each."""
+def interleaved(fns, repeats, device, warmup=True, label=""):
+    """Per repetition, ``[(seconds, output), ...]`` of each function, run in turn (A, B, ...).
+
+    Each function takes the repetition's index (its seed); with ``warmup``,
+    each runs once untimed first.
+    """
     if warmup:
-        fn_a(0)
-        fn_b(0)
+        for fn in fns:
+            fn(0)
     times = []
     for rep in range(repeats):
-        t_a, out_a = timed(lambda: fn_a(rep), device)  # noqa: B023
-        t_b, out_b = timed(lambda: fn_b(rep), device)  # noqa: B023
-        times.append((t_a, t_b, out_a, out_b))
-        print(f"  {label} rep {rep}: {t_a:.4f} s / {t_b:.4f} s = {t_a / t_b:.3f}", flush=True)
+        times.append([timed(lambda fn=fn: fn(rep), device) for fn in fns])  # noqa: B023
+        seconds = [t for t, _ in times[-1]]
+        print(f"  {label} rep {rep}: " + " / ".join(f"{t:.4f} s" for t in seconds)
+              + f" (A/B {seconds[0] / seconds[1]:.3f})", flush=True)
     return times
+
+
+def paired(fn_a, fn_b, repeats, device, warmup=True, label=""):
+    """Per-repetition ``(t_a, t_b, out_a, out_b)``, interleaved A, B, A, B ..."""
+    return [(t_a, t_b, out_a, out_b) for (t_a, out_a), (t_b, out_b)
+            in interleaved([fn_a, fn_b], repeats, device, warmup, label)]
 
 
 # -- data ---------------------------------------------------------------------
@@ -304,19 +314,31 @@ def part_d(args, records, tmp):
             def fit_sklearn(rep, X=X, y=y, epochs=epochs, task=task):
                 return sklearn_mlp(task, epochs, rep).fit(X, y).n_iter_
 
-            # The first size warms both up; a warm-up fit at 1M rows would cost minutes.
-            times = paired(fit_adareg, fit_sklearn, args.epoch_repeats, args.device,
-                           warmup=n == args.sizes[0], label="(d)")
-            assert all(a == epochs and b == epochs for *_, a, b in times), "early stop"
+            def fit_plain(rep, X=X, y=y, epochs=epochs, task=task):
+                plain_fit(X, y, task, epochs, rep, args.device)
+                return epochs
+
+            # For scale, the plain PyTorch loop of (b) too, up to plain_max_rows.
+            fns = [fit_adareg, fit_sklearn] + [fit_plain] * (n <= args.plain_max_rows)
+            # The first size warms all up; a warm-up fit at 1M rows would cost minutes.
+            times = interleaved(fns, args.epoch_repeats, args.device,
+                                warmup=n == args.sizes[0], label="(d)")
+            assert all(out == epochs for rep in times for _, out in rep), "early stop"
             durs = durs[-len(times):]
-            per_epoch = [(t_a / epochs, t_b / epochs, *rest) for t_a, t_b, *rest in times]
+            per_epoch = [(rep[0][0] / epochs, rep[1][0] / epochs) for rep in times]
+            plain = [rep[2][0] / epochs for rep in times] if len(fns) == 3 else None
             record_reps(records, "d", case, per_epoch, n_rows=n, epochs=epochs)
-            for r, d in zip(records[-len(times):], durs, strict=True):
+            for k, (r, d) in enumerate(zip(records[-len(times):], durs, strict=True)):
                 r["adareg_epoch_dur_s"] = d
+                r["plain_s_per_epoch"] = plain[k] if plain else None
             rows.append(summary_row(
                 "d", case, "AdaReg, defaults, s/epoch", "scikit-learn MLP, s/epoch", per_epoch,
                 f"d_{n}", {"task": task, "n_rows": n, "epochs": epochs,
-                           "adareg_epoch_dur_s": statistics.median(durs)},
+                           "adareg_epoch_dur_s": statistics.median(durs),
+                           "plain_s": statistics.median(plain) if plain else None,
+                           "plain_ratio": statistics.median(
+                               p / b for p, (_, b) in zip(plain, per_epoch, strict=True))
+                           if plain else None},
                 short=f"per epoch AdaReg / sklearn, {task}, {n:,} rows"))
             if not args.no_memory:
                 path = Path(tmp) / f"{task}_{n}.npz"
@@ -418,7 +440,7 @@ def library_state():
     return f"commit {head}" + (" with uncommitted changes in `sk_adareg/`" if dirty else "")
 
 
-def report(args, name, rows, memory, auto_missing, loads, wall):
+def report(args, name, rows, memory, auto_missing, loads, wall, state):
     head = ["| part | case | A | B | median A, s | median B, s | A/B median | A/B range "
             "| goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines = list(head)
@@ -432,12 +454,15 @@ def report(args, name, rows, memory, auto_missing, loads, wall):
     mem = {(m["task"], m["n_rows"], m["library"]): m for m in memory}
     d_lines = ["| task | rows | epochs | AdaReg s/epoch (fit / epochs) | AdaReg epoch `dur` "
                "| sklearn s/epoch | ratio median | ratio range | goal | met "
+               "| plain loop s/epoch (/ sklearn) "
                "| peak RSS AdaReg, MiB (fit's extra) | peak RSS sklearn, MiB (fit's extra) |",
-               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if row["part"] != "d":
             continue
         goal, met = verdict(row)
+        plain = ("-" if row["plain_s"] is None else
+                 f"{row['plain_s']:.4f} ({row['plain_ratio']:.2f})")
         cells = []
         for library in ("adareg", "sklearn"):
             m = mem.get((row["task"], row["n_rows"], library))
@@ -448,13 +473,13 @@ def report(args, name, rows, memory, auto_missing, loads, wall):
         d_lines.append(
             f"| {row['task']} | {row['n_rows']:,} | {row['epochs']} | {row['median_a_s']:.4f} "
             f"| {row['adareg_epoch_dur_s']:.4f} | {row['median_b_s']:.4f} "
-            f"| {' | '.join(fmt_ratio(row))} | {goal} | {met} | {' | '.join(cells)} |")
+            f"| {' | '.join(fmt_ratio(row))} | {goal} | {met} | {plain} | {' | '.join(cells)} |")
     method = memory[0]["method"] if memory else "not measured (--no-memory)"
     auto_line = ("" if not auto_missing else
                  f'\n`reg_lambda="auto"` is absent from the estimators here ({auto_missing}); '
                  "its line in (c) is one entry of `PRIOR_CASES` and runs once it exists.\n")
     body = f"""\
-Library: sk_adareg at {library_state()}. Device `{args.device}`, {args.threads} torch
+Library: sk_adareg at {state} (at the start). Device `{args.device}`, {args.threads} torch
 thread(s) (numpy/BLAS limited to the same). Load average (1 min) at the start and the end:
 {loads[0]:.2f} and {loads[1]:.2f} on {os.cpu_count()} cores. Whole run: {wall / 60:.1f} min.
 
@@ -477,10 +502,12 @@ AdaReg with its defaults (prior on the last layer, `reg_lambda=3e-3`) against
 hidden {HIDDEN}, batch {BATCH}, learning rate {LR:g}, synthetic data with 50 features
 (7 classes / 7 targets), float32 inputs. Seconds per epoch = fit time / epochs (so setup
 and, for the regressor, the end-of-fit posterior count); "epoch `dur`" is skorch's own
-per-epoch record (the epochs alone, median). Peak memory: one fit in a fresh process per
-configuration ({method}), after loading the data and one 200-row warm-up fit of the same
-library (its one-time lazy initialization); "+" is the peak minus the resident size just
-before `fit` (the data, Python, torch and scikit-learn already loaded).
+per-epoch record (the epochs alone, median). "Plain loop" is the PyTorch loop of (b) on the
+same data, timed in the same rotation (up to {args.plain_max_rows:,} rows), and its ratio to
+scikit-learn: what PyTorch itself costs per batch of 64. Peak memory: one fit in a fresh
+process per configuration ({method}), after loading the data and one 200-row warm-up fit of
+the same library (its one-time lazy initialization); "+" is the peak minus the resident size
+just before `fit` (the data, Python, torch and scikit-learn already loaded).
 
 {chr(10).join(d_lines)}
 """
@@ -547,6 +574,9 @@ def arguments():
     parser.add_argument("--epoch-repeats", type=int, default=5, help="repetitions of (d)")
     parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. ab")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument("--plain-max-rows", type=int, default=100_000,
+                        help="in (d), time the plain PyTorch loop up to this many rows")
+    parser.add_argument("--name", help="results file name (default speed[_cuda][_quick])")
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -568,11 +598,12 @@ def main():
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         sys.exit(f"--device {args.device}: CUDA is not available here")
     torch.set_num_threads(args.threads)
-    name = "speed" + ("_cuda" if torch.device(args.device).type == "cuda" else "") + (
+    name = args.name or "speed" + (
+        "_cuda" if torch.device(args.device).type == "cuda" else "") + (
         "_quick" if args.quick else "")
     print(f"{name}: {platform.node()}, device {args.device}, {args.threads} thread(s)",
           flush=True)
-    started, loads = time.perf_counter(), [os.getloadavg()[0]]
+    started, loads, state = time.perf_counter(), [os.getloadavg()[0]], library_state()
     auto_missing = auto_support()
     print(f'reg_lambda="auto": {"available" if auto_missing is None else auto_missing}')
     records, rows, memory = [], [], []
@@ -594,7 +625,8 @@ def main():
     write_csv(RESULTS / f"{name}.csv", records)
     if memory:
         write_csv(RESULTS / f"{name}_memory.csv", memory)
-    report(args, name, rows, memory, auto_missing, loads, time.perf_counter() - started)
+    report(args, name, rows, memory, auto_missing, loads, time.perf_counter() - started,
+           state)
     plot(name, rows)
 
 
