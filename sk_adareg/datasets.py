@@ -370,6 +370,7 @@ def _download(meta, path, hint=_SARCOS_HINT):
                     exc.close()  # an HTTP error response holds an open connection
                 raise _download_error(meta, path, exc, hint) from exc
             with response:
+                received = 0
                 while True:
                     # Only network errors are reported as download errors; an
                     # error while writing (disk full) propagates as it is.
@@ -379,8 +380,14 @@ def _download(meta, path, hint=_SARCOS_HINT):
                         raise _download_error(meta, path, exc, hint) from exc
                     if not chunk:
                         break
+                    received += len(chunk)
                     digest.update(chunk)
                     out.write(chunk)
+                # A connection closed early can end the body without an error.
+                announced = response.headers.get("Content-Length")
+                if announced is not None and announced.isdigit() and received < int(announced):
+                    exc = http.client.IncompleteRead(b"", int(announced) - received)
+                    raise _download_error(meta, path, exc, hint)
         if digest.hexdigest() != meta.sha256:
             raise OSError(
                 f"The file downloaded from {meta.url} has SHA-256 {digest.hexdigest()}, "

@@ -1,4 +1,5 @@
-"""Tests of sk_adareg.datasets, against a local HTTP server (no network needed)."""
+"""Tests of sk_adareg.datasets, against a local HTTP server (no network needed), and of the
+loaders on the real files in ../shared/data when they are there (skipped otherwise)."""
 
 import dataclasses
 import functools
@@ -14,10 +15,11 @@ import pytest
 import scipy.io
 
 from sk_adareg import datasets
-from sk_adareg.datasets import DatasetDownloadError, fetch_sarcos, load_sarcos
+from sk_adareg.datasets import DatasetDownloadError, fetch_mulan, fetch_sarcos, load_sarcos
 
 # The real GPML test file, outside the repository (users do not have it).
 REAL_TEST_FILE = Path(__file__).parents[1].parent / "shared" / "data" / "sarcos_inv_test.mat"
+SHARED_MULAN = Path(__file__).parents[1].parent / "shared" / "data" / "mulan"
 
 
 def sha256_of(path):
@@ -234,3 +236,199 @@ def test_real_test_file(tmp_path):
     shutil.copyfile(REAL_TEST_FILE, tmp_path / "sarcos" / "sarcos_inv_test.mat")
     cached = fetch_sarcos(data_home=tmp_path, subset="test", download_if_missing=False)
     np.testing.assert_array_equal(cached.target, bunch.target)
+
+
+# --------------------------------------------------------------------------- fetch_mulan
+
+TOY = """\
+% a small multi-target set
+@relation toy
+@attribute 'size' numeric
+@attribute colour {red,green,blue}
+@attribute weight numeric
+@attribute t1 numeric
+@attribute t2 numeric
+@data
+1.5,blue,2,10,-1
+2.5,red,?,20,-2
+?,green,4,30,-3
+4.5,?,5,40,-4
+"""
+
+
+
+@pytest.fixture
+def toy(server, monkeypatch):
+    """A set named "toy" served locally, with the module's tables pointing at it."""
+    path = server["root"] / "toy.arff"
+    path.write_text(TOY)
+    meta = datasets.RemoteFileMetadata(
+        filename="toy.arff", url=f"{server['url']}/toy.arff", sha256=sha256_of(path))
+    monkeypatch.setitem(datasets.MULAN_FILES, "toy", meta)
+    monkeypatch.setitem(datasets.MULAN_N_TARGETS, "toy", 2)
+    return server
+
+
+def mulan_cache_files(data_home):
+    folder = Path(data_home) / "mulan"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_mulan_download_parses_and_caches(toy, tmp_path):
+    bunch = fetch_mulan("toy", data_home=tmp_path)
+    assert bunch.feature_names == ["size", "colour", "weight"]
+    assert bunch.target_names == ["t1", "t2"]
+    expected = np.array([[1.5, 2, 2], [2.5, 0, np.nan], [np.nan, 1, 4], [4.5, np.nan, 5]])
+    np.testing.assert_array_equal(bunch.data, expected)  # codes in declared order, NaN kept
+    np.testing.assert_array_equal(bunch.target, [[10, -1], [20, -2], [30, -3], [40, -4]])
+    assert bunch.data.dtype == np.float64 and bunch.frame is None
+    assert "toy" in bunch.DESCR and datasets.MULAN_COMMIT in bunch.DESCR
+    assert mulan_cache_files(tmp_path) == ["toy.arff"]  # no temporary file left behind
+    assert toy["requests"] == [("/toy.arff", "identity")]
+
+    # Later calls read the cache, with the server down.
+    toy["shutdown"]()
+    X, _ = fetch_mulan("toy", data_home=tmp_path, download_if_missing=False, return_X_y=True)
+    np.testing.assert_array_equal(X, bunch.data)
+    assert len(toy["requests"]) == 1
+
+
+def test_mulan_as_frame(toy, tmp_path):
+    pd = pytest.importorskip("pandas")
+    bunch = fetch_mulan("toy", data_home=tmp_path, as_frame=True)
+    assert isinstance(bunch.data, pd.DataFrame) and bunch.data.shape == (4, 3)
+    assert isinstance(bunch.target, pd.DataFrame) and bunch.target.shape == (4, 2)
+    assert list(bunch.frame.columns) == bunch.feature_names + bunch.target_names
+    colour = bunch.data["colour"]
+    assert isinstance(colour.dtype, pd.CategoricalDtype)
+    assert list(colour.cat.categories) == ["red", "green", "blue"]
+    assert colour.tolist()[:3] == ["blue", "red", "green"] and pd.isna(colour.iloc[3])
+    assert np.isnan(bunch.data["weight"].iloc[1])
+    X, Y = fetch_mulan("toy", data_home=tmp_path, as_frame=True, return_X_y=True)
+    assert list(X.columns) == ["size", "colour", "weight"] and list(Y.columns) == ["t1", "t2"]
+
+
+def test_mulan_file_straight_in_data_home_is_used(toy, tmp_path):
+    shutil.copyfile(toy["root"] / "toy.arff", tmp_path / "toy.arff")
+    X, _ = fetch_mulan("toy", data_home=tmp_path, download_if_missing=False,
+                       return_X_y=True)
+    assert X.shape == (4, 3) and toy["requests"] == []
+
+
+def test_mulan_unknown_name_lists_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="Unknown Mulan data set 'nope'") as info:
+        fetch_mulan("nope", data_home=tmp_path)
+    for name in ("andro", "enb", "sf1", "wq"):
+        assert repr(name) in str(info.value)
+
+
+def test_mulan_known_sets_are_the_fourteen():
+    assert len(datasets.MULAN_FILES) == 14
+    assert set(datasets.MULAN_FILES) == set(datasets.MULAN_N_TARGETS)
+    for name, meta in datasets.MULAN_FILES.items():
+        assert meta.url.endswith(f"/{datasets.MULAN_COMMIT}/data/multi-target/{name}.arff")
+        assert len(meta.sha256) == 64
+
+
+def test_mulan_checksum_mismatch_caches_nothing(toy, tmp_path, monkeypatch):
+    meta = datasets.MULAN_FILES["toy"]
+    monkeypatch.setitem(datasets.MULAN_FILES, "toy", dataclasses.replace(meta, sha256="0" * 64))
+    with pytest.raises(OSError, match="SHA-256") as info:
+        fetch_mulan("toy", data_home=tmp_path)
+    assert not isinstance(info.value, DatasetDownloadError)
+    assert mulan_cache_files(tmp_path) == []
+
+
+def test_mulan_corrupted_file_on_disk_is_rejected(toy, tmp_path):
+    (tmp_path / "toy.arff").write_text(TOY.replace("10,-1", "11,-1"))
+    with pytest.raises(OSError, match="SHA-256"):
+        fetch_mulan("toy", data_home=tmp_path)
+    assert toy["requests"] == []
+
+
+def test_mulan_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
+    # A server that announces 10,000 bytes, sends 100 and hangs up.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + b"x" * 100)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    meta = datasets.RemoteFileMetadata("toy.arff", f"http://127.0.0.1:{port}/toy.arff", "0" * 64)
+    monkeypatch.setitem(datasets.MULAN_FILES, "toy", meta)
+    monkeypatch.setitem(datasets.MULAN_N_TARGETS, "toy", 2)
+    try:
+        with pytest.raises(DatasetDownloadError):
+            fetch_mulan("toy", data_home=tmp_path)
+    finally:
+        thread.join(5)
+        listener.close()
+    assert mulan_cache_files(tmp_path) == []
+
+
+def test_mulan_offline_errors_name_data_home_and_url(tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/enb.arff"
+    monkeypatch.setitem(datasets.MULAN_FILES, "enb",
+                        dataclasses.replace(datasets.MULAN_FILES["enb"], url=url))
+    with pytest.raises(DatasetDownloadError) as info:
+        fetch_mulan("enb", data_home=tmp_path)
+    assert url in str(info.value) and str(tmp_path) in str(info.value)
+    assert mulan_cache_files(tmp_path) == []
+
+    with pytest.raises(OSError, match="download_if_missing=False") as info:
+        fetch_mulan("enb", data_home=tmp_path, download_if_missing=False)
+    assert url in str(info.value) and str(tmp_path) in str(info.value)
+
+
+# --------------------------------------------------------------------------- real files
+
+SHAPES = {  # rows, inputs
+    "andro": (49, 30), "atp1d": (337, 411), "edm": (154, 16), "enb": (768, 8),
+    "jura": (359, 15), "oes97": (334, 263), "osales": (639, 401), "scpf": (1137, 23),
+    "sf1": (323, 10), "slump": (103, 7),
+}
+
+
+@pytest.fixture
+def shared():
+    if not SHARED_MULAN.is_dir():
+        pytest.skip(f"{SHARED_MULAN} is not available")
+    return SHARED_MULAN
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_mulan_real_files(shared, name):
+    if not (shared / f"{name}.arff").is_file():
+        pytest.skip(f"{name}.arff is not in {shared}")
+    bunch = fetch_mulan(name, data_home=shared, download_if_missing=False)
+    n, d = SHAPES[name]
+    k = datasets.MULAN_N_TARGETS[name]
+    assert bunch.data.shape == (n, d) and bunch.target.shape == (n, k)
+    assert len(bunch.feature_names) == d and len(bunch.target_names) == k
+    assert np.isfinite(bunch.target).all()
+    has_nan = np.isnan(bunch.data).any()
+    assert has_nan == (name in ("osales", "scpf"))
+
+
+def test_mulan_real_sf1_nominal_codes(shared):
+    pd = pytest.importorskip("pandas")
+    X, _ = fetch_mulan("sf1", data_home=shared, return_X_y=True)
+    bunch = fetch_mulan("sf1", data_home=shared, as_frame=True)
+    # largest_spot_size {X,R,S,A,H,K}: the first row is S, the fifth A.
+    assert bunch.feature_names[1] == "largest_spot_size"
+    assert X[0, 1] == 2 and X[4, 1] == 3
+    spot = bunch.data["largest_spot_size"]
+    assert list(spot.cat.categories) == ["X", "R", "S", "A", "H", "K"]
+    np.testing.assert_array_equal(spot.cat.codes.to_numpy(), X[:, 1])
+    assert all(isinstance(dtype, pd.CategoricalDtype) for dtype in bunch.data.dtypes)
+    assert bunch.target_names == ["c-class", "m-class", "x-class"]
