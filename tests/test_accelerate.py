@@ -108,7 +108,7 @@ def test_two_processes_train_like_one(two_ranks_and_one):
         np.testing.assert_allclose(rank0[key], single[key], rtol=1e-3, atol=1e-5,
                                    err_msg=key)
     # The loss fell: the comparison is of a fit, not of two untrained nets.
-    assert single["train_data_loss"][-1] < 0.5 * single["train_data_loss"][0]
+    assert single["train_data_loss"][-1] < 0.8 * single["train_data_loss"][0]
 
 
 def test_a_diverging_process_fails_every_process(tmp_path):
