@@ -31,7 +31,9 @@ class DivergenceCheck(Callback):
     At the end of each epoch it raises
     :class:`~sk_adareg.exceptions.TrainingDivergedError`, naming the epoch,
     the learning rate and ``reg_lambda``, when a training loss of the epoch
-    was not finite, or a weight after the epoch's last step is not.
+    was not finite, or a weight after the epoch's last step is not. In
+    data-parallel training (:mod:`sk_adareg.distributed`) the processes
+    agree on it, and all of them raise when one has found it.
 
     Examples
     --------
@@ -56,8 +58,8 @@ class DivergenceCheck(Callback):
         elif not torch.stack([p.isfinite().all() for p in net.module_.parameters()]).all():
             failed = 2
         if process_count(net) > 1:
-            # Every process stops together: one that went on would wait forever for the others.
-            # Every process takes part in the reduction, whatever it found itself.
+            # All processes stop together (one that went on would wait forever for the
+            # others): every one takes part in the reduction, whatever it found itself.
             elsewhere = max_across(failed, net.priors_.strengths.device)
             failed = failed or min(3, elsewhere)
         if failed:
@@ -80,7 +82,9 @@ class PriorUpdate(Callback):
     every eigenvalue of one of its precisions sits at the upper bound ``v``.
     At the end of every epoch it records ``train_data_loss``, ``cov_update``,
     ``adareg_penalty``, ``adareg_objective`` and the extreme eigenvalues of
-    the precisions (``row_precision_min`` ...) in the history.
+    the precisions (``row_precision_min`` ...) in the history. In
+    data-parallel training, ``train_data_loss`` is over the batches of all
+    the processes.
 
     Parameters
     ----------
