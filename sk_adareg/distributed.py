@@ -34,12 +34,9 @@ others to the accelerator's device.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import torch
+from skorch.callbacks import LRScheduler
+from skorch.hf import AccelerateMixin as _SkorchAccelerateMixin
 from torch.nn.parallel import DataParallel, DistributedDataParallel
-
-try:
-    from skorch.hf import AccelerateMixin as _SkorchAccelerateMixin
-except ImportError:  # pragma: no cover - skorch always has it since 0.12
-    _SkorchAccelerateMixin = object
 
 __all__ = ["AccelerateMixin", "register_dask_backend"]
 
@@ -148,8 +145,6 @@ class AccelerateMixin(_SkorchAccelerateMixin):
                 if isinstance(optimizer, torch.optim.Optimizer):
                     setattr(self, name + "_", self.accelerator.prepare(optimizer))
         # skorch's LRScheduler policies, as skorch's mixin prepares them.
-        from skorch.callbacks import LRScheduler
-
         for _, callback in self.callbacks_:
             if isinstance(callback, LRScheduler):
                 callback.policy_ = self.accelerator.prepare(callback.policy_)
