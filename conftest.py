@@ -1,4 +1,8 @@
-"""Doctests of sk_adareg.distributed need the ``distributed`` extra: skipped without it."""
+"""The ``distributed`` extra's modules: skipped without it.
+
+The doctests of sk_adareg.distributed are skipped, and ``tests/_accelerate_fit.py`` (a
+script, imported by ``--doctest-modules``) is not collected.
+"""
 
 import importlib.util
 
@@ -6,6 +10,7 @@ import pytest
 
 _MISSING = [name for name in ("accelerate", "distributed")
             if importlib.util.find_spec(name) is None]
+collect_ignore = ["tests/_accelerate_fit.py"] if "accelerate" in _MISSING else []
 
 
 def pytest_collection_modifyitems(config, items):
