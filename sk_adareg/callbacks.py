@@ -21,6 +21,7 @@ import torch
 from skorch.callbacks import Callback
 
 from ._evidence import fit_evidence
+from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
 __all__ = ["DivergenceCheck", "DropBatchHistory", "PriorRefresh", "PriorUpdate",
@@ -33,7 +34,9 @@ class DivergenceCheck(Callback):
     At the end of each epoch it raises
     :class:`~sk_adareg.exceptions.TrainingDivergedError`, naming the epoch,
     the learning rate and ``reg_lambda``, when a training loss of the epoch
-    was not finite, or a weight after the epoch's last step is not.
+    was not finite, or a weight after the epoch's last step is not. In
+    data-parallel training (:mod:`sk_adareg.distributed`) the processes
+    agree on it, and all of them raise when one has found it.
 
     Examples
     --------
@@ -49,13 +52,21 @@ class DivergenceCheck(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         batch_losses = net.history[-1, "batches", :, "train_loss"]
-        failed = None
+        failures = ("training loss", "network's weights",
+                    "training loss or weights of another process")
+        failed = 0
         if not all(math.isfinite(loss) for loss in batch_losses):
-            failed = "training loss"
+            failed = 1
         # The last step of an epoch can break the weights after its loss was read.
         elif not torch.stack([p.isfinite().all() for p in net.module_.parameters()]).all():
-            failed = "network's weights"
+            failed = 2
+        if process_count(net) > 1:
+            # All processes stop together (one that went on would wait forever for the
+            # others): every one takes part in the reduction, whatever it found itself.
+            elsewhere = max_across(failed, net.priors_.strengths.device)
+            failed = failed or min(3, elsewhere)
         if failed:
+            failed = failures[failed - 1]
             raise TrainingDivergedError(
                 f"The {failed} became NaN or infinite at epoch {len(net.history)}. "
                 f"Lower the learning rate (lr={net.lr!r}) or the prior's strength "
@@ -74,7 +85,9 @@ class PriorUpdate(Callback):
     every eigenvalue of one of its precisions sits at the upper bound ``v``.
     At the end of every epoch it records ``train_data_loss``, ``cov_update``,
     ``adareg_penalty``, ``adareg_objective`` and the extreme eigenvalues of
-    the precisions (``row_precision_min`` ...) in the history.
+    the precisions (``row_precision_min`` ...) in the history. In
+    data-parallel training, ``train_data_loss`` is over the batches of all
+    the processes.
 
     Parameters
     ----------
@@ -120,12 +133,18 @@ class PriorUpdate(Callback):
         if update:
             net.update_priors()
             self._warn_if_collapsing(net, epoch)
+        if process_count(net) > 1:
+            # Each process saw its share of the batches: the loss is over all of them.
+            total = sum_across(torch.stack([torch.as_tensor(
+                value, dtype=torch.float64, device=net.priors_.strengths.device)
+                for value in (self._data_loss_sum, self._data_loss_count)]))
+            self._data_loss_sum, self._data_loss_count = total[0], int(total[1])
         if self._data_loss_count:
             net.history.record("train_data_loss",
                                float(self._data_loss_sum) / self._data_loss_count)
         self._data_loss_sum, self._data_loss_count = 0.0, 0
         net.history.record("cov_update", update)
-        for key, value in net.priors_.diagnostics(net.module_).items():
+        for key, value in net.priors_.diagnostics(net._adareg_module).items():
             name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
             net.history.record(name, value)
 
@@ -137,7 +156,7 @@ class PriorUpdate(Callback):
         for name, prior in net.priors_.items():
             if name in self.collapse_warned_:
                 continue
-            norm = net.module_.get_parameter(name).detach().norm().item()
+            norm = net._adareg_module.get_parameter(name).detach().norm().item()
             peak = max(self.peak_norms_.get(name, 0.0), norm)
             self.peak_norms_[name] = peak
             pinned = [side for side, eig in (("row", prior.row_eigenvalues),
@@ -214,11 +233,11 @@ class PriorRefresh(Callback):
     def on_epoch_end(self, net, **kwargs):
         self._updated = self._updated or bool(net.history[-1].get("cov_update"))
         # A device-side copy of the regularized weights; no host synchronisation.
-        self._last_weights = [net.module_.get_parameter(name).detach().clone()
+        self._last_weights = [net._adareg_module.get_parameter(name).detach().clone()
                               for name in net.priors_.names]
 
     def on_train_end(self, net, **kwargs):
-        weights = [net.module_.get_parameter(name) for name in net.priors_.names]
+        weights = [net._adareg_module.get_parameter(name) for name in net.priors_.names]
         if not self._updated or self._last_weights is None or not all(
                 torch.equal(w, last) for w, last in zip(weights, self._last_weights,
                                                          strict=True)):

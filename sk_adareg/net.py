@@ -24,6 +24,7 @@ from ._params import (
 )
 from .callbacks import DivergenceCheck, PriorRefresh, PriorUpdate, StrengthUpdate
 from .decov import InputRecorder, decov_penalty, last_linear
+from .distributed import broadcast_buffers, process_count, unwrap
 from .prior import PriorCollection
 
 __all__ = [
@@ -70,6 +71,13 @@ class AdaRegMixin:
       precisions once more when the net ends with other weights than those of
       its last epoch (``EarlyStopping(load_best=True)`` restored the best
       ones, or training was interrupted mid-epoch) or when no update happened.
+
+    The nets train data-parallel with skorch's
+    :class:`~skorch.hf.AccelerateMixin` (on CPU processes, with
+    :class:`sk_adareg.distributed.AccelerateMixin`): the penalty and the
+    precisions are those of the network inside the ``DistributedDataParallel``
+    wrapper, and the precisions are broadcast from the first process after
+    each update (:mod:`sk_adareg.distributed`).
 
     Parameters
     ----------
@@ -123,9 +131,9 @@ class AdaRegMixin:
     def initialize_module(self):
         """Initialize the module, then one prior per selected weight."""
         super().initialize_module()
-        names = resolve_adareg_layers(self.module_, self.adareg_layers)
+        names = resolve_adareg_layers(self._adareg_module, self.adareg_layers)
         self.priors_ = PriorCollection(
-            self.module_, names, **{name: getattr(self, name) for name in PRIOR_PARAMS})
+            self._adareg_module, names, **{name: getattr(self, name) for name in PRIOR_PARAMS})
         self.decov_recorder_ = None  # attached in on_train_begin when decov_lambda > 0
         self.batch_data_loss_ = None
         # The strength of each prior in the loss's units, and the noise variances
@@ -138,6 +146,11 @@ class AdaRegMixin:
         return self
 
     @property
+    def _adareg_module(self):
+        """``module_``, unwrapped from a data-parallel wrapper: what the priors regularize."""
+        return unwrap(self.module_)
+
+    @property
     def _auto(self):
         return isinstance(self.reg_lambda, str) and self.reg_lambda == "auto"
 
@@ -147,15 +160,20 @@ class AdaRegMixin:
         self._check_adareg_params()
         self.priors_.set_hyperparameters(**{name: getattr(self, name) for name in PRIOR_PARAMS})
         if self._auto:
+            if process_count(self) > 1:
+                raise ValueError(
+                    "reg_lambda='auto' does not support data-parallel training yet: the "
+                    "evidence needs the curvature of all the training data. Use a numeric "
+                    "reg_lambda, e.g. the reg_lambda_ of a single-process fit.")
             # Checked before training: the evidence needs these.
-            resolve_kfac_layers(self.module_, self.priors_.names)
+            resolve_kfac_layers(self._adareg_module, self.priors_.names)
             likelihood_of(self.criterion_)
         else:
             self.priors_.strengths.fill_(1.0)
             self.reg_lambda_ = dict.fromkeys(self.priors_.names, self.reg_lambda)
         self.decov_recorder_ = None
         if self.decov_lambda:
-            layer = last_linear(self.module_)
+            layer = last_linear(self._adareg_module)
             if layer is None:
                 raise ValueError(
                     f"decov_lambda={self.decov_lambda!r} needs an nn.Linear layer, whose "
@@ -171,9 +189,9 @@ class AdaRegMixin:
         # Handed to the prior_update callback, which clears it at the batch's end.
         self.batch_data_loss_ = loss.detach()
         if self._auto:  # the learned strengths are in the priors' strengths
-            loss = loss + self.priors_.penalty(self.module_)
+            loss = loss + self.priors_.penalty(self._adareg_module)
         elif self.reg_lambda:
-            loss = loss + self.reg_lambda * self.priors_.penalty(self.module_)
+            loss = loss + self.reg_lambda * self.priors_.penalty(self._adareg_module)
         activations = self.decov_recorder_.pop() if self.decov_recorder_ else None
         if activations is not None:
             loss = loss + self.decov_lambda * decov_penalty(activations)
@@ -182,11 +200,17 @@ class AdaRegMixin:
     def update_priors(self):
         """Update every prior in closed form from the current weights.
 
+        In data-parallel training every process computes the update from the
+        same weights; the first process's precisions are then broadcast to
+        the others, so that all hold the same to the last bit.
+
         Returns
         -------
         self
         """
-        self.priors_.update(self.module_)
+        self.priors_.update(self._adareg_module)
+        if process_count(self) > 1:
+            broadcast_buffers(self.priors_)
         return self
 
 
