@@ -490,11 +490,15 @@ A, B, ...), after one untimed warm-up of each (in (d), at the first size only);
 conversion to tensors, the end-of-fit precision update and, for the regressor, its
 end-of-fit Laplace posterior); the plain loop includes its own conversion to tensors and
 module construction.
-
+"""
+    if len(lines) > len(head):
+        body += f"""
 ## (a)-(c): predict against a raw forward, fit against a plain loop, the prior's cost
 
 {chr(10).join(lines)}
-{auto_line}
+{auto_line}"""
+    if len(d_lines) > 2:
+        body += f"""
 ## (d): time per epoch against scikit-learn's MLP, and peak memory
 
 AdaReg with its defaults (prior on the last layer, `reg_lambda=3e-3`) against
@@ -520,8 +524,12 @@ def plot(name, rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5),
-                                      gridspec_kw={"width_ratios": [1.3, 1]})
+    d_rows = [r for r in rows if r["part"] == "d"]
+    if d_rows:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5),
+                                          gridspec_kw={"width_ratios": [1.3, 1]})
+    else:
+        fig, left = plt.subplots(figsize=(8, 5.5))
     ratio_rows = [r for r in rows if r["part"] != "d" or r["n_rows"] == 100_000]
     ys = np.arange(len(ratio_rows))[::-1]
     for y, row in zip(ys, ratio_rows, strict=True):
@@ -535,8 +543,8 @@ def plot(name, rows):
     left.set_xscale("log")
     left.set_xlabel("A / B (median, min-max over repetitions); red bar: the issue's goal")
     left.set_title("Paired ratios")
-    for task, marker in (("classifier", "o"), ("regressor", "s")):
-        d = [r for r in rows if r["part"] == "d" and r["task"] == task]
+    for task, marker in (("classifier", "o"), ("regressor", "s")) if d_rows else ():
+        d = [r for r in d_rows if r["task"] == task]
         if not d:
             continue
         n = [r["n_rows"] for r in d]
@@ -544,11 +552,12 @@ def plot(name, rows):
                      label=f"AdaReg {task}")
         right.loglog(n, [r["median_b_s"] for r in d], marker=marker, color="C1", ls="--",
                      label=f"scikit-learn MLP {task}")
-    right.set_xlabel("training rows")
-    right.set_ylabel("seconds per epoch (median)")
-    right.set_title("Per-epoch time, batch 64")
-    right.legend(fontsize=8)
-    right.grid(True, which="both", alpha=0.3)
+    if d_rows:
+        right.set_xlabel("training rows")
+        right.set_ylabel("seconds per epoch (median)")
+        right.set_title("Per-epoch time, batch 64")
+        right.legend(fontsize=8)
+        right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path = RESULTS / f"{name}.png"
     fig.savefig(path, dpi=110)
