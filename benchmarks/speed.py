@@ -24,7 +24,7 @@ min-max range of the per-repetition ratios A / B:
 
 Run from the repository root::
 
-    python benchmarks/speed.py                   # CPU, 1 torch thread, ~15 min on 2 cores
+    python benchmarks/speed.py                   # CPU, 1 thread: ~12 min quiet, 26 shared
     python benchmarks/speed.py --device cuda     # the same on a GPU
     python benchmarks/speed.py --quick           # ~2 min smoke run (speed_quick.*)
 
