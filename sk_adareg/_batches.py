@@ -75,6 +75,28 @@ def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs
                       **kwargs)
 
 
+def chunk_rows(module, row_shape, copies=1):
+    """Rows per chunk of :data:`INFERENCE_BYTES`: inputs and linear activations, ``copies`` times.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; its ``nn.Linear`` widths estimate the activations per row.
+    row_shape : tuple of int
+        The shape of one input row.
+    copies : int, default=1
+        How many float32 copies of a row's inputs and activations a chunk holds.
+
+    Returns
+    -------
+    rows : int
+        At least 1.
+    """
+    widths = [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    per_row = 4 * (max(1, math.prod(row_shape)) + sum(widths))
+    return max(1, INFERENCE_BYTES // (copies * per_row))
+
+
 def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
     """The outputs of ``module`` on ``X`` in evaluation mode, as a float64 numpy array.
 
@@ -82,10 +104,7 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
     :data:`INFERENCE_BYTES` once dense, each densified, moved to ``device`` and
     run without gradients.
     """
-    per_row = 4 * max(1, math.prod(X.shape[1:]))
-    widths = [m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)]
-    per_row += 4 * sum(widths)
-    rows = max(min_rows, INFERENCE_BYTES // per_row)
+    rows = max(min_rows, chunk_rows(module, X.shape[1:]))
     training = module.training
     module.eval()
     try:

@@ -20,6 +20,7 @@ import torch
 from skorch.utils import to_tensor
 from torch import nn
 
+from ._batches import batch_loader, chunk_rows
 from .laplace import fit_hyperparameters, kfac
 
 __all__ = ["TargetWeightedMSELoss"]
@@ -70,6 +71,21 @@ def _scale(likelihood, n_samples, noise_variance):
     return n_samples * len(beta) * float(beta.mean())
 
 
+def _chunk(net, dataset):
+    """Rows per batch of the curvature pass: memory-sized, not the training batch size.
+
+    The pass keeps each layer's inputs and output gradients in float64 and runs
+    one backward pass per output, so a row costs about ``2 (k + 1)`` copies.
+    """
+    X = getattr(dataset, "X", None)
+    if not hasattr(X, "shape"):
+        return net.batch_size
+    module = net._adareg_module
+    linear = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    n_outputs = linear[-1].out_features if linear else 1
+    return max(net.batch_size, chunk_rows(module, X.shape[1:], copies=2 * (n_outputs + 1)))
+
+
 def fit_evidence(net, dataset, *, fit_strength):
     """Fit the noise (and the strengths) of ``net`` to ``dataset`` by the Laplace evidence.
 
@@ -88,8 +104,8 @@ def fit_evidence(net, dataset, *, fit_strength):
     """
     likelihood = likelihood_of(net.criterion_)
     batches = ((to_tensor(X, net.device), to_tensor(y, net.device))
-               for X, y in net.get_iterator(dataset, training=False))
-    curvature = kfac(net.module_, batches, net.priors_.names, likelihood)
+               for X, y in batch_loader(dataset, batch_size=_chunk(net, dataset)))
+    curvature = kfac(net._adareg_module, batches, net.priors_.names, likelihood)
     fit = curvature.sse if likelihood == "gaussian" else curvature.nll
     if not torch.isfinite(fit).all():
         raise FloatingPointError("the network's outputs on the training data are NaN or "
