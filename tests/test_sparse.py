@@ -46,8 +46,11 @@ def test_sparse_fit_equals_the_dense_fit_and_is_densified_by_batch(Estimator, fm
     est = Estimator(max_epochs=3, batch_size=16, early_stopping=True, random_state=0)
     dense = clone(est).fit(X, target)
     assert densified == []
+    # Memory-sized chunks (the regressor's end-of-fit posterior) as small as a batch here.
+    monkeypatch.setattr(_batches, "INFERENCE_BYTES", 1)
     sparse = est.fit(fmt(X), target)
-    # training batches (16 rows), validation batches and the output check's batch
+    # training batches (16 rows), validation batches, the output check's batch and the
+    # chunks of the posterior
     assert densified and max(rows for rows, _ in densified) <= 16
     assert sum(rows for rows, _ in densified) >= 3 * 135  # every epoch's training rows
     np.testing.assert_array_equal(sparse.loss_curve_, dense.loss_curve_)
