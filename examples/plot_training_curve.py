@@ -26,9 +26,8 @@ to the current directory.
 # Training on a small set of digits
 # ---------------------------------
 # As in Fig. 3, a small training set: 400 digits, of which
-# ``validation_fraction=0.25`` is held out to draw the validation loss
-# (``early_stopping=True``; the large ``n_iter_no_change`` lets every epoch
-# run).
+# ``validation_fraction=0.25`` is held out to draw the validation loss and
+# score at every epoch (``validation_scores_``), without early stopping.
 
 import matplotlib.pyplot as plt
 from sklearn.datasets import load_digits
@@ -41,8 +40,8 @@ from sk_adareg.plotting import TrainingCurveDisplay
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X / 16, y, train_size=400,
                                                     random_state=0, stratify=y)
-params = dict(max_epochs=80, cov_update_every=10, early_stopping=True,
-              validation_fraction=0.25, n_iter_no_change=1000, random_state=0)
+params = dict(max_epochs=80, cov_update_every=10, validation_fraction=0.25,
+              random_state=0)
 adareg = AdaRegClassifier(reg_lambda=1e-2, **params).fit(X_train, y_train)
 
 # %%

@@ -15,13 +15,13 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy
 
-from ._batches import batch_loader, chunked_forward
+from ._batches import WeightedDataset, batch_loader, chunked_forward
 from ._evidence import fit_evidence, map_curvature
 from ._kfac import resolve_kfac_layers
 from ._mlp import MLP
@@ -32,7 +32,7 @@ from ._params import (
     parameter_constraints,
     parameters_doc,
 )
-from .callbacks import DropBatchHistory
+from .callbacks import DropBatchHistory, EpochProgressBar, ValidationScore
 from .exceptions import TrainingDivergedError
 
 __all__ = []
@@ -54,6 +54,30 @@ def _torch_seed(seed, device):
 # (``module__width=4`` goes to the module, ``optimizer__momentum=0.9`` to the optimizer).
 NESTED_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid",
                    "callbacks")
+
+
+# The fraction early stopping holds out when validation_fraction is None (scikit-learn's).
+_EARLY_STOPPING_FRACTION = 0.1
+
+
+def _dataset(X, y, sample_weight):
+    """The skorch dataset of training arrays, with their weights when given."""
+    return Dataset(X, y) if sample_weight is None else WeightedDataset(X, y, sample_weight)
+
+
+@contextlib.contextmanager
+def _incremental(net):
+    """One call of ``partial_fit``: no validation split and no early stopping.
+
+    As in scikit-learn's MLPs, whose ``partial_fit`` ignores ``early_stopping``.
+    """
+    train_split, callbacks = net.train_split, net.callbacks_
+    net.train_split = None
+    net.callbacks_ = [(name, cb) for name, cb in callbacks if not isinstance(cb, EarlyStopping)]
+    try:
+        yield
+    finally:
+        net.train_split, net.callbacks_ = train_split, callbacks
 
 
 def _is_nested(name):
@@ -100,7 +124,7 @@ class _BaseAdaReg(BaseEstimator):
         "optimizer": [callable],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
@@ -108,6 +132,7 @@ class _BaseAdaReg(BaseEstimator):
         "verbose": ["verbose"],
         "callbacks": [None, list],
         "keep_batch_history": ["boolean"],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -131,7 +156,7 @@ class _BaseAdaReg(BaseEstimator):
         optimizer=torch.optim.Adam,
         weight_decay=0.0,
         early_stopping=False,
-        validation_fraction=0.1,
+        validation_fraction=None,
         n_iter_no_change=10,
         tol=1e-4,
         device="cpu",
@@ -139,6 +164,7 @@ class _BaseAdaReg(BaseEstimator):
         verbose=0,
         callbacks=None,
         keep_batch_history=False,
+        warm_start=False,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -166,6 +192,7 @@ class _BaseAdaReg(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.keep_batch_history = keep_batch_history
+        self.warm_start = warm_start
 
     # -- nested parameters, as skorch routes them -------------------------------
 
@@ -326,15 +353,25 @@ class _BaseAdaReg(BaseEstimator):
         """The fewest samples early stopping may leave to train on: more than one."""
         return 2
 
-    def _split_validation(self, X, y, seed, n_outputs):
-        n_valid = math.ceil(self.validation_fraction * len(y))  # train_test_split's count
+    def _validation_fraction(self):
+        """The fraction held out: ``validation_fraction``, or 0.1 for early stopping."""
+        if self.validation_fraction is None and self.early_stopping:
+            return _EARLY_STOPPING_FRACTION
+        return self.validation_fraction
+
+    def _split_validation(self, X, y, sample_weight, seed, n_outputs):
+        """Training arrays and the skorch ``train_split`` of the validation part."""
+        fraction = self._validation_fraction()
+        if fraction is None:
+            return X, y, sample_weight, None
+        n_valid = math.ceil(fraction * len(y))  # train_test_split's count
         needed = self._min_train_samples(n_outputs)
         if len(y) - n_valid < needed:
             raise ValueError(
-                f"validation_fraction={self.validation_fraction!r} holds out {n_valid} of "
-                f"{len(y)} samples for early stopping, which leaves {len(y) - n_valid} to "
+                f"validation_fraction={fraction!r} holds out {n_valid} of "
+                f"{len(y)} samples for validation, which leaves {len(y) - n_valid} to "
                 f"train on; {type(self).__name__} needs at least {needed}. Lower "
-                "validation_fraction, or set early_stopping=False.")
+                "validation_fraction, or set it to None (and early_stopping=False).")
         stratify = None
         if self._stratify_validation:
             _, counts = np.unique(y, return_counts=True)
@@ -342,20 +379,32 @@ class _BaseAdaReg(BaseEstimator):
             # parts (train_test_split's own rule); otherwise split at random.
             if counts.min() >= 2 and min(n_valid, len(y) - n_valid) >= len(counts):
                 stratify = y
-        X_train, X_valid, y_train, y_valid = train_test_split(
-            X, y, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
-        return X_train, y_train, predefined_split(Dataset(X_valid, y_valid))
+        rows = np.arange(len(y))
+        train, valid = train_test_split(rows, test_size=fraction, random_state=seed,
+                                        stratify=stratify)
+        w_train, w_valid = (None, None) if sample_weight is None else (
+            sample_weight[train], sample_weight[valid])
+        return (X[train], y[train], w_train,
+                predefined_split(_dataset(X[valid], y[valid], w_valid)))
 
-    def _make_net(self, module, train_split, n_outputs, nested):
-        """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings."""
-        callbacks = list(self.callbacks or [])
+    def _callbacks(self):
+        """The user's callbacks, then the estimator's own."""
+        callbacks = [*(self.callbacks or []),
+                     ("valid_score", ValidationScore(self._validation_score))]
         if self.early_stopping:
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, threshold=self.tol,
                 threshold_mode="rel", load_best=True)))
+        if self.verbose == 1:
+            callbacks.append(("progress_bar", EpochProgressBar()))
         if not self.keep_batch_history:
             # After every callback that reads the epoch's batches (DivergenceCheck).
             callbacks.append(("drop_batch_history", DropBatchHistory()))
+        return callbacks
+
+    def _make_net(self, module, train_split, n_outputs, nested):
+        """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings."""
+        callbacks = self._callbacks()
         # Integers may come as numpy integers from a parameter grid; torch's
         # DataLoader accepts only Python ints.
         params = {
@@ -372,9 +421,10 @@ class _BaseAdaReg(BaseEstimator):
             "train_split": train_split,
             "callbacks": callbacks,
             "device": self.device,
-            "verbose": self.verbose,
+            # 1 is the progress bar; 2 and more skorch's table (PrintLog).
+            "verbose": int(self.verbose >= 2),
             # skorch's PrintLog formats its table every epoch even when silent.
-            **({} if self.verbose else {"callbacks__print_log": None}),
+            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
             **self._net_kwargs(n_outputs),
         }
@@ -383,33 +433,44 @@ class _BaseAdaReg(BaseEstimator):
     def _net_kwargs(self, n_outputs):
         return {}
 
-    def _fit(self, X, y):
+    def _fit(self, X, y, sample_weight=None):
+        if self.warm_start and hasattr(self, "net_"):
+            return self._continue(X, y, sample_weight, epochs=None)
         try:
-            return self._fit_unchecked(X, y)
+            return self._fit_unchecked(X, y, sample_weight)
         except BaseException:
-            # A failed fit leaves the estimator unfitted, not half-fitted.
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-                delattr(self, name)
+            self._unfit()
             raise
 
-    def _fit_unchecked(self, X, y):
+    def _unfit(self):
+        """Drop every fitted attribute: a failed fit leaves the estimator unfitted."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, name)
+
+    def _sample_weight(self, X, sample_weight):
+        """Validated weights (float64), or None for equal weights."""
+        if sample_weight is None:
+            return None
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                             ensure_non_negative=True)
+        if not sample_weight.sum() > 0:
+            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+        return sample_weight
+
+    def _fit_unchecked(self, X, y, sample_weight=None):
         self._check_params()
         X = self._validate_X(X, reset=True)
-        y, n_outputs = self._encode_targets(X, y)
+        sample_weight = self._sample_weight(X, sample_weight)
+        y, n_outputs = self._encode_targets(X, y, sample_weight=sample_weight)
+        sample_weight = self._class_weighted(y, sample_weight)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        train_split = None
-        if self.early_stopping:
-            X, y, train_split = self._split_validation(X, y, seed, n_outputs)
-        batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
-        if batch_norm and min(X.shape[0], self.batch_size) < 2:
-            raise ValueError(
-                "batch_norm=True cannot train on batches of one sample: it needs "
-                f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
-                f"and {X.shape[0]} sample(s)"
-                f"{' after the validation split' * self.early_stopping}.")
+        X, y, sample_weight, train_split = self._split_validation(
+            X, y, sample_weight, seed, n_outputs)
+        batch_norm = self._check_batch_norm(X)
         nested = self._nested_params()
         module_kwargs = {name[len("module__"):]: nested.pop(name)
                          for name in list(nested) if name.startswith("module__")}
+        dataset = _dataset(X, y, sample_weight)
         with _torch_seed(seed, self.device):
             module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
             net = self._make_net(module, train_split, n_outputs, nested)
@@ -420,12 +481,108 @@ class _BaseAdaReg(BaseEstimator):
             # Builds the priors, so a bad adareg_layers fails here, before training.
             net.initialize()
             self._check_output_size(net, X, n_outputs)
-            net.fit(X, y)
-            laplace = self._fit_posterior(net, X, y)
+            # partial_fit: the net is initialized (fit would initialize it again).
+            net.partial_fit(dataset, None)
+            laplace = self._fit_posterior(net, dataset)
         self._set_fitted_attributes(net, laplace)
         return self
 
-    def _fit_posterior(self, net, X, y):
+    def _check_batch_norm(self, X):
+        """Whether the default network has batch normalization, which needs 2 samples."""
+        batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
+        if batch_norm and min(X.shape[0], self.batch_size) < 2:
+            raise ValueError(
+                "batch_norm=True cannot train on batches of one sample: it needs "
+                f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
+                f"and {X.shape[0]} sample(s).")
+        return batch_norm
+
+    # -- incremental fitting ------------------------------------------------------
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        if not hasattr(self, "net_"):
+            try:
+                return self._first_partial_fit(X, y, sample_weight, classes)
+            except BaseException:
+                self._unfit()
+                raise
+        return self._continue(X, y, sample_weight, epochs=1, classes=classes)
+
+    def _check_incremental(self):
+        if isinstance(self.reg_lambda, str):
+            raise ValueError(
+                'reg_lambda="auto" needs all the training data at once (the evidence of the '
+                "strengths is over the whole training set); partial_fit and warm_start "
+                "need a numeric reg_lambda.")
+
+    def _first_partial_fit(self, X, y, sample_weight, classes):
+        self._check_params()
+        self._check_incremental()
+        X = self._validate_X(X, reset=True)
+        sample_weight = self._sample_weight(X, sample_weight)
+        y, n_outputs = self._encode_targets(X, y, classes=classes, sample_weight=sample_weight)
+        sample_weight = self._class_weighted(y, sample_weight, incremental=True)
+        self._check_batch_norm(X)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        nested = self._nested_params()
+        module_kwargs = {name[len("module__"):]: nested.pop(name)
+                         for name in list(nested) if name.startswith("module__")}
+        with _torch_seed(seed, self.device):
+            module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
+            net = self._make_net(module, None, n_outputs, nested)
+            net.initialize()
+            self._check_output_size(net, X, n_outputs)
+            with _incremental(net):
+                net.partial_fit(_dataset(X, y, sample_weight), None, epochs=1)
+        self._set_fitted_attributes(net, None)
+        return self
+
+    def _continue(self, X, y, sample_weight, epochs, classes=None):
+        """Train the fitted net further: ``epochs=1`` for partial_fit, None for warm_start.
+
+        Everything is checked before the model changes: a bad call leaves it as it was.
+        """
+        check_is_fitted(self)
+        self._check_params()
+        self._check_incremental()
+        self._check_classes(classes)
+        X = self._validate_X(X, reset=False)
+        sample_weight = self._sample_weight(X, sample_weight)
+        y, n_outputs = self._encode_targets(X, y, reset=False)
+        sample_weight = self._class_weighted(y, sample_weight, incremental=epochs is not None)
+        net = self.net_
+        # A different seed at each call: each pass shuffles the batches anew.
+        seed = (check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+                + len(net.history)) % np.iinfo(np.int32).max
+        train_split = None
+        if epochs is None:  # warm_start: a fit, with its validation split
+            X, y, sample_weight, train_split = self._split_validation(
+                X, y, sample_weight, seed, n_outputs)
+        self._check_batch_norm(X)
+        dataset = _dataset(X, y, sample_weight)
+        # The estimator's parameters now, for what they do not rebuild.
+        vars(net).update({name: getattr(self, name) for name in ADAREG_PARAMS})
+        net.set_params(lr=self.lr, max_epochs=int(self.max_epochs))
+        laplace = None
+        with _torch_seed(seed, self.device):
+            if epochs is None:
+                net.set_params(train_split=train_split, callbacks=self._callbacks())
+                net.partial_fit(dataset, None)
+                laplace = self._fit_posterior(net, dataset)
+            else:
+                with _incremental(net):
+                    net.partial_fit(dataset, None, epochs=1)
+        self._set_fitted_attributes(net, laplace)
+        return self
+
+    def _check_classes(self, classes):
+        """partial_fit's ``classes`` after the first call (the classifier checks them)."""
+
+    def _class_weighted(self, y, sample_weight, incremental=False):
+        """The sample weights times the class weights (the classifier's)."""
+        return sample_weight
+
+    def _fit_posterior(self, net, dataset):
         """The Laplace posterior at the final weights, when it is needed.
 
         With ``reg_lambda="auto"`` it also fits the strengths to the final
@@ -440,7 +597,7 @@ class _BaseAdaReg(BaseEstimator):
             except ValueError:  # a prior on another weight: no posterior, no return_std
                 return None
         try:
-            return fit_evidence(net, net.get_dataset(X, y), fit_strength=auto)
+            return fit_evidence(net, dataset, fit_strength=auto)
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence at the end of training is NaN or infinite ({exc}). "
@@ -449,6 +606,9 @@ class _BaseAdaReg(BaseEstimator):
     def _set_fitted_attributes(self, net, laplace):
         self.net_ = net
         self.reg_lambda_ = dict(net.reg_lambda_)
+        for name in ("log_evidence_", "_posterior_"):  # of an earlier fit
+            if hasattr(self, name):
+                delattr(self, name)
         if laplace is not None:
             self.log_evidence_ = laplace.log_evidence()
             # What predict(return_std=True) rebuilds the posterior from.
@@ -458,6 +618,10 @@ class _BaseAdaReg(BaseEstimator):
         # Complete epochs only: an interrupted epoch has no train_loss.
         self.loss_curve_ = [row["train_loss"] for row in net.history if "train_loss" in row]
         self.n_iter_ = len(self.loss_curve_)
+        scores = [row["valid_score"] for row in net.history if "valid_score" in row]
+        # As scikit-learn's MLPs: None without validation data.
+        self.validation_scores_ = scores or None
+        self.best_validation_score_ = max(scores) if scores else None
         self.adareg_layers_ = list(net.priors_.names)
         self.row_precisions_, self.column_precisions_ = {}, {}
         self.row_covariances_, self.column_covariances_ = {}, {}
@@ -553,15 +717,19 @@ module : torch.nn.Module class, instance or callable, default=None
         optimizer that does not take it.
 
     early_stopping : bool, default=False
-        Whether to hold out ``validation_fraction`` of the training data{stratified}
-        and stop when the validation loss (without the penalty) has not
-        improved by ``tol`` (relative) for ``n_iter_no_change`` epochs; the
-        best weights are restored and the precisions updated for them.
+        Whether to stop when the validation loss (without the penalty) has
+        not improved by ``tol`` (relative) for ``n_iter_no_change`` epochs;
+        the best weights are restored and the precisions updated for them.
+        It holds out ``validation_fraction`` of the training data, 0.1 when
+        that is None. ``partial_fit`` ignores it, as scikit-learn's MLPs do.
 
-    validation_fraction : float, default=0.1
-        Fraction of the training data held out when ``early_stopping``
-        (``ceil(validation_fraction * n_samples)`` samples). The rest must
-        hold at least {min_train}, or fit raises a ``ValueError``.
+    validation_fraction : float or None, default=None
+        Fraction of the training data held out{stratified} as validation data
+        (``ceil(validation_fraction * n_samples)`` samples), whose loss
+        (``valid_loss``) and score (``validation_scores_``) are recorded at
+        every epoch, with or without early stopping. The rest must hold at
+        least {min_train}, or fit raises a ``ValueError``. None holds out
+        nothing, unless ``early_stopping``.
 
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
@@ -580,7 +748,9 @@ module : torch.nn.Module class, instance or callable, default=None
         global random state of torch is left as it was.
 
     verbose : int, default=0
-        Print one line per epoch when > 0.
+        0 is silent; 1 shows a progress bar over the epochs with the latest
+        losses (:class:`~sk_adareg.callbacks.EpochProgressBar`); 2 and more
+        print skorch's table, one line per epoch.
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Passed on to the skorch net.
@@ -589,7 +759,15 @@ module : torch.nn.Module class, instance or callable, default=None
         Whether ``history_`` keeps skorch's per-batch records. By default
         they are dropped at the end of each epoch, after every callback has
         read them (:class:`~sk_adareg.callbacks.DropBatchHistory`), so that
-        the history, and the pickle, grow with the epochs only."""
+        the history, and the pickle, grow with the epochs only.
+
+    warm_start : bool, default=False
+        Whether ``fit`` continues from the fitted network and precisions
+        (for ``max_epochs`` more epochs, on the data it is given) instead of
+        starting anew. The network, optimizer and their nested parameters
+        stay those of the first fit; ``lr``, ``max_epochs``, the AdaReg
+        hyperparameters, early stopping and the validation split are read
+        again. Not with ``reg_lambda="auto"``."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
 _SHARED_PARAMETERS = _SHARED_PARAMETERS_TEMPLATE.replace(
@@ -636,7 +814,8 @@ row_covariance_ : ndarray of shape ({p}, {p})
     history_ : skorch.History
         Per-epoch records (the per-batch ones, under ``"batches"``, only with
         ``keep_batch_history=True``): ``train_loss`` (with the penalty),
-        ``train_data_loss``, ``valid_loss`` (with early stopping),
+        ``train_data_loss``, ``valid_loss`` and ``valid_score`` (with
+        validation data),
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,
         ``column_precision_max``, ``cov_update``, and ``log_evidence`` at
@@ -644,6 +823,14 @@ row_covariance_ : ndarray of shape ({p}, {p})
 
     loss_curve_ : list of float
         Training loss (with the penalty) at each completed epoch.
+
+    validation_scores_ : list of float or None
+        The score (as :meth:`score`) on the validation data at each epoch,
+        when some was held out (``validation_fraction``, or early
+        stopping); None otherwise.
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without validation data.
 
     n_iter_ : int
         Number of epochs completed."""

@@ -29,16 +29,52 @@ def dense(X):
     return X.toarray() if scipy.sparse.issparse(X) else X
 
 
+class WeightedTarget:
+    """The targets of a batch with their sample weights: what ``get_loss`` receives as ``y_true``.
+
+    The nets of :mod:`sk_adareg.net` weigh each sample's loss by it; skorch
+    never looks inside.
+    """
+
+    __slots__ = ("sample_weight", "y")
+
+    def __init__(self, y, sample_weight):
+        self.y, self.sample_weight = y, sample_weight
+
+    def __len__(self):
+        return len(self.y)
+
+
+class WeightedDataset(Dataset):
+    """A skorch ``Dataset`` of in-memory arrays whose samples carry weights.
+
+    :func:`batch_loader` cuts it into batches ``(X, WeightedTarget(y, w))``.
+
+    Parameters
+    ----------
+    X, y : array-like
+        As for skorch's ``Dataset``.
+    sample_weight : ndarray of shape (n_samples,)
+        Non-negative weights.
+    """
+
+    def __init__(self, X, y, sample_weight):
+        super().__init__(X, y)
+        self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
+
+
 class _ArrayBatches:
     """Batches ``(X[idx], y[idx])`` of two arrays, in the order torch's DataLoader uses.
 
     ``X`` may be a scipy sparse matrix (CSR, for fast row indexing): each batch is
-    densified on its own.
+    densified on its own. With ``sample_weight``, a batch's target is
+    ``WeightedTarget(y[idx], sample_weight[idx])``.
     """
 
-    def __init__(self, X, y, batch_size, shuffle, drop_last):
+    def __init__(self, X, y, batch_size, shuffle, drop_last, sample_weight=None):
         self.X = X if scipy.sparse.issparse(X) else torch.as_tensor(X)
         self.y = torch.as_tensor(y)
+        self.w = None if sample_weight is None else torch.as_tensor(sample_weight)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
 
     def __len__(self):
@@ -53,11 +89,12 @@ class _ArrayBatches:
             rows = slice(k * self.batch_size, (k + 1) * self.batch_size)
             if order is not None:
                 rows = order[rows]
+            y = self.y[rows] if self.w is None else WeightedTarget(self.y[rows], self.w[rows])
             if scipy.sparse.issparse(self.X):
                 X = self.X[rows.numpy() if order is not None else rows]
-                yield torch.from_numpy(dense(X)), self.y[rows]
+                yield torch.from_numpy(dense(X)), y
             else:
-                yield self.X[rows], self.y[rows]
+                yield self.X[rows], y
 
 
 def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs):
@@ -68,9 +105,17 @@ def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs
     DataLoader options such as ``num_workers``) goes to torch's ``DataLoader``.
     """
     arrays = np.ndarray | torch.Tensor
-    if (not kwargs and type(dataset) is Dataset and isinstance(dataset.y, arrays)
+    weighted = type(dataset) is WeightedDataset
+    if (not kwargs and type(dataset) in (Dataset, WeightedDataset)
+            and isinstance(dataset.y, arrays)
             and (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
-        return _ArrayBatches(dataset.X, dataset.y, batch_size, shuffle, drop_last)
+        return _ArrayBatches(dataset.X, dataset.y, batch_size, shuffle, drop_last,
+                             dataset.sample_weight if weighted else None)
+    if weighted:
+        # torch's DataLoader would collate the rows without their weights.
+        raise ValueError(
+            "sample_weight needs the estimators' own batching of in-memory arrays; it "
+            f"cannot be combined with DataLoader options ({', '.join(sorted(kwargs))}).")
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       **kwargs)
 

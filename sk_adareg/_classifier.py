@@ -7,6 +7,8 @@ from functools import partial
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
@@ -33,6 +35,12 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     {_SHARED_PARAMETERS.format(outputs="one logit per class", targets="classes",
                                stratified=" (stratified by class)",
                                min_train="2 samples and one per class")}
+
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, as in scikit-learn's linear models: a dict
+        from class label to weight (classes not in it weigh 1), or
+        ``"balanced"``, ``n_samples / (n_classes * np.bincount(y))``. They
+        multiply ``sample_weight``. ``partial_fit`` takes a dict only.
 
     Attributes
     ----------
@@ -75,6 +83,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     _criterion = torch.nn.CrossEntropyLoss
     _output_nonlinearity = staticmethod(partial(torch.softmax, dim=-1))
     _stratify_validation = True
+    _validation_score = "accuracy"
     _outputs_doc = "one logit per class"
 
     def __init__(
@@ -98,7 +107,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         optimizer=torch.optim.Adam,
         weight_decay=0.0,
         early_stopping=False,
-        validation_fraction=0.1,
+        validation_fraction=None,
         n_iter_no_change=10,
         tol=1e-4,
         device="cpu",
@@ -106,6 +115,8 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         verbose=0,
         callbacks=None,
         keep_batch_history=False,
+        warm_start=False,
+        class_weight=None,
     ):
         super().__init__(
             module=module,
@@ -134,10 +145,17 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
             verbose=verbose,
             callbacks=callbacks,
             keep_batch_history=keep_batch_history,
+            warm_start=warm_start,
         )
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
+        **_BaseAdaReg._parameter_constraints,
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+    }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network and the prior to training data.
 
         Parameters
@@ -148,15 +166,97 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
             held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,)
             Class labels, of any type.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples (times ``class_weight``): each
+            batch's loss is the weighted mean of its samples' losses, as in
+            scikit-learn's MLPs. None weighs all equally.
 
         Returns
         -------
         self : AdaRegClassifier
             The fitted estimator.
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight)
 
-    def _encode_targets(self, X, y):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on the given data, continuing from the current state.
+
+        As ``MLPClassifier.partial_fit``: the first call builds the network
+        (and needs ``classes``); each call is one pass over ``X`` in
+        minibatches, without validation split or early stopping. The
+        precisions are updated after the first pass and then every
+        ``cov_update_every`` passes, counted across calls.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data, with the features of the first call.
+        y : array-like of shape (n_samples,)
+            Its labels, among ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes that will ever be seen; required on the first
+            call, and if given later equal to ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : AdaRegClassifier
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sk_adareg import AdaRegClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> clf = AdaRegClassifier(random_state=0)
+        >>> for _ in range(3):
+        ...     X = rng.normal(size=(50, 4))
+        ...     clf = clf.partial_fit(X, X[:, 0] > 0, classes=[False, True])
+        >>> clf.n_iter_
+        3
+        """
+        if classes is None and not hasattr(self, "net_"):
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._partial_fit(X, y, sample_weight, classes=classes)
+
+    def _check_classes(self, classes):
+        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"classes={classes!r} is not the same as on the first call of partial_fit, "
+                f"{self.classes_!r}.")
+
+    def _class_weighted(self, y, sample_weight, incremental=False):
+        """``sample_weight`` times the weight of each sample's class."""
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' needs the class counts of all the data; "
+                "partial_fit needs class_weight=None or a dict.")
+        if isinstance(self.class_weight, dict):
+            unknown = [c for c in self.class_weight if c not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {unknown!r} that are not among the classes "
+                    f"{self.classes_.tolist()!r}.")
+        # Classes are encoded 0..k-1: the weights are keyed by their codes.
+        weights = self.class_weight
+        if isinstance(weights, dict):
+            weights = {code: weights.get(label, 1.0) for code, label in enumerate(self.classes_)}
+        else:  # "balanced", over the codes present in y
+            weights = dict(zip(range(len(self.classes_)), compute_class_weight(
+                "balanced", classes=np.arange(len(self.classes_)), y=y), strict=True))
+        factor = np.array([weights[code] for code in range(len(self.classes_))], dtype=float)[y]
+        weighted = factor if sample_weight is None else sample_weight * factor
+        if not weighted.sum() > 0:
+            raise ValueError(
+                f"class_weight={self.class_weight!r} times sample_weight leaves every sample "
+                "with weight zero.")
+        return weighted
+
+    def _encode_targets(self, X, y, classes=None, reset=True, sample_weight=None):
         if y is None:
             raise ValueError("AdaRegClassifier requires y to be passed, but the target y is None.")
         y = column_or_1d(y, warn=True)
@@ -175,6 +275,10 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
                     "of one type, all strings or all numbers, with no missing values."
                 ) from None
         check_classification_targets(y)
+        if not reset:
+            return self._encode_known(y), len(self.classes_)
+        if classes is not None:
+            return self._encode_with_classes(y, classes), len(self.classes_)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -183,12 +287,33 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
             )
         return encoded.astype(np.int64), len(self.classes_)
 
+    def _encode_known(self, y):
+        """Codes of labels among ``classes_``; a ValueError for any other."""
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.clip(codes, 0, len(self.classes_) - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels not among the classes {self.classes_.tolist()!r}: "
+                f"{np.unique(y[unknown]).tolist()!r}.")
+        return codes.astype(np.int64)
+
+    def _encode_with_classes(self, y, classes):
+        """partial_fit's first call: ``classes_`` from ``classes``, then codes of ``y``."""
+        classes = np.unique(column_or_1d(classes))
+        if len(classes) < 2:
+            raise ValueError(
+                f"classes must hold at least 2 classes, got {classes.tolist()!r}.")
+        self.classes_ = classes
+        return self._encode_known(y)
+
     def _min_train_samples(self, n_outputs):
         """More than one sample, and as many as there are classes."""
         return max(2, n_outputs)
 
     def _net_kwargs(self, n_outputs):
-        return {"classes": np.arange(n_outputs)}
+        # valid_score (ValidationScore) replaces skorch's valid_acc, and weighs the samples.
+        return {"classes": np.arange(n_outputs), "callbacks__valid_acc": None}
 
     def predict_proba(self, X):
         """Class probabilities.

@@ -20,7 +20,7 @@ import torch
 from skorch.utils import to_tensor
 from torch import nn
 
-from ._batches import batch_loader, chunk_rows
+from ._batches import WeightedTarget, batch_loader, chunk_rows
 from .laplace import fit_hyperparameters, kfac
 
 __all__ = ["TargetWeightedMSELoss"]
@@ -41,14 +41,19 @@ class TargetWeightedMSELoss(nn.Module):
     ----------
     n_outputs : int, default=1
         Number of targets.
+    reduction : {"mean", "none"}, default="mean"
+        ``"none"`` returns the weighted squared errors, of the shape of the
+        targets (how sample weights are applied).
     """
 
-    def __init__(self, n_outputs=1):
+    def __init__(self, n_outputs=1, reduction="mean"):
         super().__init__()
+        self.reduction = reduction
         self.register_buffer("target_weights", torch.ones(int(n_outputs)))
 
     def forward(self, y_pred, y_true):
-        return ((y_pred - y_true) ** 2 * self.target_weights).mean()
+        losses = (y_pred - y_true) ** 2 * self.target_weights
+        return losses if self.reduction == "none" else losses.mean()
 
 
 def likelihood_of(criterion):
@@ -86,6 +91,14 @@ def _chunk(net, dataset):
     return max(net.batch_size, chunk_rows(module, X.shape[1:], copies=2 * (n_outputs + 1)))
 
 
+def _on_device(X, y, device):
+    """A batch for :func:`kfac`: ``(X, y)``, or ``(X, y, w)`` with sample weights."""
+    if isinstance(y, WeightedTarget):
+        return (to_tensor(X, device), to_tensor(y.y, device),
+                to_tensor(y.sample_weight, device))
+    return to_tensor(X, device), to_tensor(y, device)
+
+
 def fit_evidence(net, dataset, *, fit_strength):
     """Fit the noise (and the strengths) of ``net`` to ``dataset`` by the Laplace evidence.
 
@@ -103,7 +116,7 @@ def fit_evidence(net, dataset, *, fit_strength):
         The posterior at the fitted hyperparameters.
     """
     likelihood = likelihood_of(net.criterion_)
-    batches = ((to_tensor(X, net.device), to_tensor(y, net.device))
+    batches = (_on_device(X, y, net.device)
                for X, y in batch_loader(dataset, batch_size=_chunk(net, dataset)))
     curvature = kfac(net._adareg_module, batches, net.priors_.names, likelihood)
     fit = curvature.sse if likelihood == "gaussian" else curvature.nll

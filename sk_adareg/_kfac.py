@@ -70,8 +70,8 @@ class KFACCurvature:
         Per parameter name, in the order asked for.
     likelihood : {"gaussian", "categorical"}
         The likelihood the factors were computed for.
-    n_samples : int
-        Number of data points ``n``.
+    n_samples : int or float
+        Number of data points ``n`` (the sum of the sample weights, when given).
     n_outputs : int
         Width ``k`` of the network output (targets or classes).
     sse : torch.Tensor of shape (k,), float64, or None
@@ -263,9 +263,9 @@ def _output_hessian_roots(f, likelihood):
 
 def _batches(data):
     for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError("data must yield (X, y) pairs.")
-        yield batch
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError("data must yield (X, y) pairs or (X, y, sample_weight) triples.")
+        yield (*batch, None) if len(batch) == 2 else batch
 
 
 def kfac(module, data, names, likelihood="gaussian"):
@@ -281,9 +281,12 @@ def kfac(module, data, names, likelihood="gaussian"):
         The network, returning ``f`` of shape (n, k) or (n,): regression
         outputs, or class logits. It runs in eval mode (its modes are restored
         afterwards), and data points must not interact in it.
-    data : iterable of (X, y)
+    data : iterable of (X, y) or (X, y, sample_weight)
         Batches of the training data: ``module(X)`` is called on each ``X``.
         Gaussian: ``y`` of the shape of ``f``; categorical: class indices (n,).
+        A sample weight ``w`` (n,) counts the sample ``w`` times, as
+        frequency weights do: in the factors, the data fit and
+        ``n_samples`` (then a float).
     names : list of str
         Weight names as in ``module.named_parameters()``, each the ``weight``
         of an ``nn.Linear`` or ``nn.Conv2d`` (``groups=1``). Biases and other
@@ -320,9 +323,15 @@ def kfac(module, data, names, likelihood="gaussian"):
     A, G, counts = {}, {}, dict.fromkeys(layers, 0)
     n_samples, n_outputs, fit = 0, None, None
     with _eval_mode(module), torch.enable_grad():
-        for X, y in _batches(data):
+        for X, y, w in _batches(data):
             f, patches, outputs = _forward(module, X, layers)
             n, k = f.shape
+            root = None
+            if w is not None:
+                w = torch.as_tensor(w, device=f.device, dtype=torch.float64).reshape(n)
+                # Each factor is a sum of outer products: a sample's count scales both.
+                root = w.sqrt()[:, None, None]
+                patches = {name: a * root.to(a.dtype) for name, a in patches.items()}
             if n_outputs is None:
                 n_outputs = k
                 groups = k if likelihood == "gaussian" else 1
@@ -331,16 +340,18 @@ def kfac(module, data, names, likelihood="gaussian"):
             elif k != n_outputs:
                 raise ValueError(
                     f"The output width changed between batches: {n_outputs} then {k}.")
-            fit += _data_fit(f.detach(), y, likelihood)
+            fit += _data_fit(f.detach(), y, likelihood, w)
             for name, a in patches.items():
                 A[name] = A.get(name, 0) + torch.einsum("ntd,nte->de", a, a)
-                counts[name] += a.shape[0] * a.shape[1]
+                counts[name] += a.shape[1] * (a.shape[0] if w is None else float(w.sum()))
             for group, v in _output_hessian_roots(f, likelihood):
                 for name, b in _backward(f, v, layers, outputs).items():
+                    if root is not None:
+                        b = b * root.to(b.dtype)
                     if name not in G:
                         G[name] = b.new_zeros((groups, b.shape[-1], b.shape[-1]))
                     G[name][group] += torch.einsum("ntp,ntq->pq", b, b)
-            n_samples += n
+            n_samples += n if w is None else float(w.sum())
     if n_samples == 0:
         raise ValueError("data yielded no data points.")
     result = {}
@@ -359,9 +370,10 @@ def kfac(module, data, names, likelihood="gaussian"):
     )
 
 
-def _data_fit(f, y, likelihood):
-    """Per-target sum of squared residuals (Gaussian) or summed cross-entropy."""
+def _data_fit(f, y, likelihood, weights=None):
+    """Per-target sum of squared residuals (Gaussian) or summed cross-entropy, weighted."""
     y = torch.as_tensor(y, device=f.device)
+    w = 1.0 if weights is None else weights
     if likelihood == "gaussian":
         y = y.reshape(y.shape[0], -1) if y.ndim == 1 else y
         if tuple(y.shape) != tuple(f.shape):
@@ -369,13 +381,14 @@ def _data_fit(f, y, likelihood):
                 f"y has shape {tuple(y.shape)} but the network output has shape "
                 f"{tuple(f.shape)}."
             )
-        return ((f.to(torch.float64) - y.to(torch.float64)) ** 2).sum(0)
+        w = w if weights is None else w[:, None]
+        return (w * (f.to(torch.float64) - y.to(torch.float64)) ** 2).sum(0)
     if y.ndim != 1 or y.shape[0] != f.shape[0] or y.is_floating_point():
         raise ValueError(
             f"y must hold {f.shape[0]} integer class indices, got shape {tuple(y.shape)} "
             f"and dtype {y.dtype}."
         )
-    return F.cross_entropy(f.to(torch.float64), y.long(), reduction="sum")
+    return (w * F.cross_entropy(f.to(torch.float64), y.long(), reduction="none")).sum()
 
 
 def output_gradients(module, X, names):

@@ -100,6 +100,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     _net_class = AdaRegNeuralNetRegressor
     _criterion = torch.nn.MSELoss
     _stratify_validation = False
+    _validation_score = "r2"
     _predictive = True
     _outputs_doc = "one value per task"
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
@@ -128,7 +129,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         optimizer=torch.optim.Adam,
         weight_decay=0.0,
         early_stopping=False,
-        validation_fraction=0.1,
+        validation_fraction=None,
         n_iter_no_change=10,
         tol=1e-4,
         device="cpu",
@@ -136,6 +137,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         verbose=0,
         callbacks=None,
         keep_batch_history=False,
+        warm_start=False,
         standardize_targets=True,
     ):
         super().__init__(
@@ -165,11 +167,12 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             verbose=verbose,
             callbacks=callbacks,
             keep_batch_history=keep_batch_history,
+            warm_start=warm_start,
         )
         self.standardize_targets = standardize_targets
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network and the prior to training data.
 
         Parameters
@@ -180,15 +183,61 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
             held as CSR) is densified one batch at a time, never whole.
         y : array-like of shape (n_samples,) or (n_samples, n_tasks)
             Targets. The column names of a DataFrame become ``target_names_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples: each batch's loss is the
+            weighted mean of its samples' losses, as in scikit-learn's MLPs,
+            and the Laplace posterior counts a sample ``w`` times. None weighs
+            all equally.
 
         Returns
         -------
         self : AdaRegMultiTaskRegressor
             The fitted estimator.
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight)
 
-    def _encode_targets(self, X, y):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for one epoch on the given data, continuing from the current state.
+
+        As ``MLPRegressor.partial_fit``: the first call builds the network,
+        and fixes the targets' standardization (``standardize_targets``) to
+        the first batch's means and scales; each call is one pass over ``X``
+        in minibatches, without validation split or early stopping. The
+        precisions are updated after the first pass and then every
+        ``cov_update_every`` passes, counted across calls. ``noise_variance_``,
+        ``log_evidence_`` and ``predict(X, return_std=True)``, which need the
+        whole training set, are not available after it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data, with the features of the first call.
+        y : array-like of shape (n_samples,) or (n_samples, n_tasks)
+            Its targets, with the tasks of the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : AdaRegMultiTaskRegressor
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sk_adareg import AdaRegMultiTaskRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> reg = AdaRegMultiTaskRegressor(random_state=0)
+        >>> for _ in range(3):
+        ...     X = rng.normal(size=(50, 4))
+        ...     reg = reg.partial_fit(X, X[:, :2] * 2)
+        >>> reg.n_iter_, reg.predict(X[:5]).shape
+        (3, (5, 2))
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _encode_targets(self, X, y, classes=None, reset=True, sample_weight=None):
         if y is None:
             raise ValueError(
                 "AdaRegMultiTaskRegressor requires y to be passed, but the target y is None.")
@@ -199,6 +248,13 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         if len(y) != X.shape[0]:
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {X.shape[0]} and {len(y)}.")
+        if not reset:
+            y = y.reshape(len(y), -1)
+            if y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"y has {y.shape[1]} target(s), but {type(self).__name__} was fitted "
+                    f"with {self.n_outputs_}.")
+            return self._scaled_targets(y), self.n_outputs_
         self._y_ndim_ = y.ndim
         y = y.reshape(len(y), -1)
         self.n_outputs_ = y.shape[1]
@@ -207,14 +263,19 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         elif hasattr(self, "target_names_"):  # from an earlier fit
             del self.target_names_
         self._target_scaler_ = StandardScaler(with_mean=self.standardize_targets,
-                                             with_std=self.standardize_targets).fit(y)
+                                             with_std=self.standardize_targets).fit(
+                                                 y, sample_weight=sample_weight)
+        return self._scaled_targets(y), self.n_outputs_
+
+    def _scaled_targets(self, y):
+        """The targets as the network trains on them, checked finite."""
         y_train = self._target_scaler_.transform(y).astype(np.float32)
         if not np.isfinite(y_train).all():
             how = "standardized" if self.standardize_targets else "cast to float32"
             raise ValueError(
                 f"y is too large to train on: once {how}, as the network sees it, it has "
                 "NaN or infinite values. Scale y down.")
-        return y_train, self.n_outputs_
+        return y_train
 
     def _net_kwargs(self, n_outputs):
         if isinstance(self.reg_lambda, str):
@@ -225,6 +286,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     def _set_fitted_attributes(self, net, laplace):
         super()._set_fitted_attributes(net, laplace)
         if laplace is None:
+            if hasattr(self, "noise_variance_"):  # of an earlier fit
+                del self.noise_variance_
             return
         scale = self._target_scaler_.scale_
         scale = np.ones(self.n_outputs_) if scale is None else scale
@@ -266,7 +329,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         if not hasattr(self, "_posterior_"):
             raise ValueError(
                 "return_std=True needs the Laplace posterior of the regularized weights, "
-                "which needs each to be the weight of an nn.Linear or nn.Conv2d; "
+                "which fit computes (partial_fit does not: it never sees the whole "
+                "training set) when each is the weight of an nn.Linear or nn.Conv2d; "
                 f"adareg_layers_ is {self.adareg_layers_}.")
         curvature, reg_lambda, noise = self._posterior_
         net = self.net_

@@ -18,14 +18,19 @@ import math
 import warnings
 
 import torch
+from sklearn.metrics import accuracy_score, r2_score
 from skorch.callbacks import Callback
+from skorch.utils import data_from_dataset, to_numpy
+from torch.utils.data import Subset
+from tqdm import tqdm
 
+from ._batches import chunked_forward
 from ._evidence import fit_evidence
 from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
-__all__ = ["DivergenceCheck", "DropBatchHistory", "PriorRefresh", "PriorUpdate",
-           "StrengthUpdate"]
+__all__ = ["DivergenceCheck", "DropBatchHistory", "EpochProgressBar", "PriorRefresh",
+           "PriorUpdate", "StrengthUpdate", "ValidationScore"]
 
 
 class DivergenceCheck(Callback):
@@ -214,9 +219,12 @@ class PriorRefresh(Callback):
     updates the precisions once more when the regularized weights are not
     those of the end of the last epoch (a callback such as
     ``EarlyStopping(load_best=True)`` restored earlier ones, or training was
-    interrupted mid-epoch), or when no update happened during this fit (fewer
-    epochs than ``cov_update_every``). The mixin runs it after every other
-    callback, so it sees the restored weights.
+    interrupted mid-epoch), or when no update has happened yet in the net's
+    history (fewer epochs than ``cov_update_every``); it then records
+    ``prior_refresh`` in the last epoch's row. The history, not the call,
+    counts: ``partial_fit`` calls of one epoch each update the precisions
+    after the first and then every ``cov_update_every`` epochs. The mixin
+    runs it after every other callback, so it sees the restored weights.
     """
 
     def initialize(self):
@@ -224,24 +232,25 @@ class PriorRefresh(Callback):
         return self
 
     def _reset(self):
-        self._updated = False
         self._last_weights = None
 
     def on_train_begin(self, net, **kwargs):
         self._reset()
 
     def on_epoch_end(self, net, **kwargs):
-        self._updated = self._updated or bool(net.history[-1].get("cov_update"))
         # A device-side copy of the regularized weights; no host synchronisation.
         self._last_weights = [net._adareg_module.get_parameter(name).detach().clone()
                               for name in net.priors_.names]
 
     def on_train_end(self, net, **kwargs):
         weights = [net._adareg_module.get_parameter(name) for name in net.priors_.names]
-        if not self._updated or self._last_weights is None or not all(
+        updated = any(row.get("cov_update") or row.get("prior_refresh") for row in net.history)
+        if not updated or self._last_weights is None or not all(
                 torch.equal(w, last) for w, last in zip(weights, self._last_weights,
                                                          strict=True)):
             net.update_priors()
+            if len(net.history):
+                net.history.record("prior_refresh", True)
         self._reset()
 
 
@@ -271,3 +280,94 @@ class DropBatchHistory(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         net.history[-1]["batches"] = []
+
+
+class ValidationScore(Callback):
+    """Record the score of the network on the validation data at the end of each epoch.
+
+    The score is the estimators' ``score``: accuracy of the most probable
+    class (``kind="accuracy"``) or the coefficient of determination R²
+    averaged over the targets (``kind="r2"``, invariant to the per-target
+    scaling the regressor trains with), weighted by the validation samples'
+    weights when the validation dataset has them. It is recorded as
+    ``valid_score``; nothing happens when the net has no validation data.
+
+    Parameters
+    ----------
+    kind : {"accuracy", "r2"}
+        The score.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skorch.dataset import ValidSplit
+    >>> from sk_adareg.callbacks import ValidationScore
+    >>> from sk_adareg.net import AdaRegNeuralNetRegressor
+    >>> net = AdaRegNeuralNetRegressor(torch.nn.Linear(3, 2), max_epochs=3, verbose=0,
+    ...                                train_split=ValidSplit(4),
+    ...                                callbacks=[ValidationScore("r2")])
+    >>> X = torch.randn(40, 3)
+    >>> net = net.fit(X, X[:, :2] * 2)
+    >>> len(net.history[:, "valid_score"])
+    3
+    """
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        if dataset_valid is None:
+            return
+        X, y = data_from_dataset(dataset_valid)
+        y = to_numpy(y)
+        weights = getattr(dataset_valid, "sample_weight", None)
+        if isinstance(dataset_valid, Subset):  # skorch's ValidSplit
+            weights = getattr(dataset_valid.dataset, "sample_weight", None)
+            weights = None if weights is None else weights[dataset_valid.indices]
+        outputs = chunked_forward(net.module_, X, net.device)
+        if self.kind == "accuracy":
+            score = accuracy_score(y, outputs.argmax(axis=1), sample_weight=weights)
+        elif self.kind == "r2":
+            score = r2_score(y, outputs.reshape(y.shape), sample_weight=weights)
+        else:
+            raise ValueError(f"kind must be 'accuracy' or 'r2', got {self.kind!r}.")
+        net.history.record("valid_score", float(score))
+
+
+class EpochProgressBar(Callback):
+    """A progress bar over the epochs of a fit, with the latest losses.
+
+    The estimators use it with ``verbose=1``. It writes to standard error
+    through tqdm, one update per epoch, with ``train_loss`` (and
+    ``valid_loss`` and ``valid_score`` when recorded) as the bar's postfix.
+
+    Parameters
+    ----------
+    total : int or None, default=None
+        The number of epochs the bar counts to; None: the net's ``max_epochs``.
+    """
+
+    def __init__(self, total=None):
+        self.total = total
+
+    def initialize(self):
+        self.bar_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = tqdm(total=self.total or net.max_epochs, unit="epoch", leave=True,
+                         dynamic_ncols=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.bar_ is None:
+            return
+        row = net.history[-1]
+        self.bar_.set_postfix({key: f"{row[key]:.4g}" for key in
+                               ("train_loss", "valid_loss", "valid_score") if key in row},
+                              refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        if self.bar_ is not None:
+            self.bar_.close()
+        self.bar_ = None

@@ -9,8 +9,11 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from skorch.utils import to_tensor
 
+from ._batches import WeightedTarget
 from ._evidence import TargetWeightedMSELoss, likelihood_of
 from ._kfac import resolve_kfac_layers
 from ._layers import resolve_adareg_layers
@@ -182,8 +185,17 @@ class AdaRegMixin:
             self.decov_recorder_ = InputRecorder.attach(layer)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Data loss, plus ``reg_lambda * penalty`` (and DeCov) when ``training``."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        """Data loss, plus ``reg_lambda * penalty`` (and DeCov) when ``training``.
+
+        With ``y_true`` a :class:`~sk_adareg._batches.WeightedTarget` (a
+        batch of a dataset with sample weights), the data loss is the
+        average of the samples' losses weighted by their weights, normalised
+        by the batch's total weight, as in scikit-learn's MLPs.
+        """
+        if isinstance(y_true, WeightedTarget):
+            loss = self._weighted_loss(y_pred, y_true, X, training)
+        else:
+            loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if not training:
             return loss
         # Handed to the prior_update callback, which clears it at the batch's end.
@@ -196,6 +208,23 @@ class AdaRegMixin:
         if activations is not None:
             loss = loss + self.decov_lambda * decov_penalty(activations)
         return loss
+
+    def _weighted_loss(self, y_pred, y_true, X, training):
+        criterion = self.criterion_
+        if not hasattr(criterion, "reduction"):
+            raise ValueError(
+                "sample_weight needs a criterion with a 'reduction' attribute (the per-sample "
+                f"losses), as torch's losses have; {type(criterion).__name__} has none.")
+        reduction, criterion.reduction = criterion.reduction, "none"
+        try:
+            losses = super().get_loss(y_pred, y_true.y, X=X, training=training)
+        finally:
+            criterion.reduction = reduction
+        weights = to_tensor(y_true.sample_weight, device=losses.device).to(losses.dtype)
+        losses = losses.reshape(len(weights), -1).mean(dim=1)
+        total = weights.sum()
+        # A batch of zero weights adds nothing (and no NaN): a zero loss with its graph.
+        return (weights * losses).sum() / torch.where(total > 0, total, 1.0)
 
     def update_priors(self):
         """Update every prior in closed form from the current weights.

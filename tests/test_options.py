@@ -71,9 +71,14 @@ def test_the_smallest_allowed_training_part_trains(Estimator, n, fraction):
     est = Estimator(early_stopping=True, validation_fraction=fraction, **SMALL)
     est.fit(X, target(Estimator, y, Y))
     assert len(est.net_.train_split.keywords["valid_ds"]) == n - (3 if fraction == 0.985 else 2)
-    # without early stopping the fraction is not used
-    est.set_params(early_stopping=False, validation_fraction=0.999).fit(X, target(Estimator, y, Y))
-    assert est.n_iter_ == 2
+    # without early stopping the fraction still holds out validation data, scored each epoch
+    est.set_params(early_stopping=False).fit(X, target(Estimator, y, Y))
+    assert est.n_iter_ == 2 and len(est.validation_scores_) == 2
+    assert est.best_validation_score_ == max(est.validation_scores_)
+    # and None holds out nothing
+    est.set_params(validation_fraction=None).fit(X, target(Estimator, y, Y))
+    assert est.net_.train_split is None and est.validation_scores_ is None
+    assert "valid_loss" not in est.history_[-1]
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)

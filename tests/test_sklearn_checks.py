@@ -9,7 +9,19 @@ ESTIMATORS = [
     AdaRegMultiTaskRegressor(max_epochs=50, random_state=0),
 ]
 
+_FLOAT32 = (
+    "holds only to float32 rounding (about 2e-7 relative, the check asks 1e-7): the network "
+    "trains in float32. test_sample_weight.py asserts it at float32 tolerance.")
 
-@parametrize_with_checks(ESTIMATORS)
+
+def expected_failed_checks(estimator):
+    """Checks that cannot pass, each with the reason."""
+    return {
+        "check_sample_weight_equivalence_on_dense_data": _FLOAT32,
+        "check_sample_weight_equivalence_on_sparse_data": _FLOAT32,
+    }
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
