@@ -147,6 +147,28 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
     return _inv_threshold_eigh(delta, m, u, v, unit_mean)[0]
 
 
+def _cast(module, names, dtype):
+    """The buffers ``names`` of ``module`` in ``dtype``, cast once per change, not per batch.
+
+    The float64 precisions change once every ``cov_update_every`` epochs; the
+    penalty needs them in the weights' dtype at every batch. The copies are
+    kept until a buffer is replaced (``.to(device)``, loading) or written in
+    place (its version counter moves), and never pickled.
+    """
+    buffers = [getattr(module, name) for name in names]
+    key = (dtype, *((b.data_ptr(), b._version, b.device) for b in buffers))
+    cache = module.__dict__.get("_cast_cache")
+    if cache is None or cache[0] != key:
+        cache = (key, tuple(b.to(dtype) for b in buffers))
+        module.__dict__["_cast_cache"] = cache
+    return cache[1]
+
+
+def _without_cast_cache(state):
+    """A module's ``__getstate__``: its state without the cached casts."""
+    return {k: v for k, v in state.items() if k != "_cast_cache"}
+
+
 class _KroneckerQuadratic(torch.autograd.Function):
     """``Tr(Omega_r W Omega_c W^T)`` for symmetric precisions, differentiable in ``W``.
 
@@ -248,6 +270,9 @@ class MatrixNormalPrior(nn.Module):
     (torch.Size([3, 3]), torch.Size([5, 5]))
     """
 
+    def __getstate__(self):
+        return _without_cast_cache(super().__getstate__())
+
     def __init__(self, weight_shape, u=PAPER_DEFAULTS["u"], v=PAPER_DEFAULTS["v"], *,
                  numerator=PAPER_DEFAULTS["numerator"],
                  precision_scale=PAPER_DEFAULTS["precision_scale"]):
@@ -343,9 +368,8 @@ class MatrixNormalPrior(nn.Module):
             A scalar in ``weight``'s dtype.
         """
         w = self.as_matrix(weight)
-        omega_r = self.row_precision.to(w.dtype)
-        omega_c = self.column_precision.to(w.dtype)
-        return _KroneckerQuadratic.apply(w, omega_r, omega_c)
+        return _KroneckerQuadratic.apply(w, *_cast(self, ("row_precision", "column_precision"),
+                                                   w.dtype))
 
     @torch.no_grad()
     def update(self, weight):
@@ -497,6 +521,9 @@ class PriorCollection(nn.Module):
     (2, 8)
     """
 
+    def __getstate__(self):
+        return _without_cast_cache(super().__getstate__())
+
     def __init__(self, module, names, **prior_params):
         super().__init__()
         self.names = list(names)
@@ -565,7 +592,8 @@ class PriorCollection(nn.Module):
         """
         penalties = torch.stack([prior.penalty(module.get_parameter(name))
                                  for name, prior in self.items()])
-        return penalties @ self.strengths.to(penalties.dtype)
+        (strengths,) = _cast(self, ("strengths",), penalties.dtype)
+        return penalties @ strengths
 
     def update(self, module):
         """One closed-form update of every prior from the current weights.

@@ -11,7 +11,7 @@ import scipy.linalg
 import torch
 from scipy.stats import matrix_normal
 
-from sk_adareg.prior import MatrixNormalPrior, inv_threshold
+from sk_adareg.prior import MatrixNormalPrior, PriorCollection, inv_threshold
 
 
 def random_precision(rng, size, u, v, unit_mean=False):
@@ -341,3 +341,35 @@ def test_bad_types_and_shapes_raise():
         inv_threshold(torch.zeros(3, 4), 1, 0.1, 10)
     with pytest.raises(ValueError, match="m must be > 0"):
         inv_threshold(torch.eye(3), 0, 0.1, 10)
+
+
+def test_penalty_casts_are_cached_and_follow_every_change():
+    # The float32 copies of the float64 precisions are made once per change, not per batch.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    priors = PriorCollection(net, ["0.weight", "2.weight"], u=0.1, v=10.0,
+                             precision_scale="unit_mean")
+
+    def fresh():
+        return sum(float(s) * float(torch.trace(
+            p.row_precision @ net.get_parameter(n).detach().double() @ p.column_precision
+            @ net.get_parameter(n).detach().double().T))
+            for s, (n, p) in zip(priors.strengths, priors.items(), strict=True))
+
+    priors.penalty(net)
+    cached = priors["2.weight"].__dict__["_cast_cache"][1]
+    priors.penalty(net)
+    assert priors["2.weight"].__dict__["_cast_cache"][1] is cached  # no new cast
+    priors.update(net)                                      # in-place precision update
+    assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    priors.set_strengths({"0.weight": 2.0, "2.weight": 0.5})
+    assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    state = {k: v * 2 for k, v in priors.state_dict().items()}
+    priors.load_state_dict(state)
+    assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    restored = pickle.loads(pickle.dumps(priors))
+    assert "_cast_cache" not in restored.__dict__
+    assert "_cast_cache" not in restored["2.weight"].__dict__
+    assert float(restored.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    net.double()  # another dtype: a new cast
+    assert priors.penalty(net).dtype == torch.float64
