@@ -12,7 +12,8 @@ targets standardized on the training part. Hyperparameters are chosen by
 
 ``SETTINGS`` below is the protocol. Sized to fit about an hour on a shared
 2-core machine, it trains every network for 60 epochs (the estimator's default
-is 200), caps the Gaussian process's L-BFGS at 50 iterations with no restarts,
+is 200; ``AdaReg, defaults, 200 epochs`` is the estimator as shipped), caps the
+Gaussian process's L-BFGS at 50 iterations with no restarts,
 and does not tune the random forest or the gradient boosting.
 
 Run from the repository root::
@@ -66,19 +67,22 @@ CV_FOLDS = 3
 SETTINGS = {
     "full": {
         "repetitions": 5, "max_epochs": 60, "n_trees": 300, "gp_maxiter": 50,
-        "adareg_grid": [1e-3, 1e-2, 1e-1, 1.0, 10.0],
-        "wd_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-        "alpha_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0],
+        # Wide enough that few choices sit at an edge (the report counts them).
+        "adareg_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0],
+        "wd_grid": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        "alpha_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0],
         "k_grid": [1, 2, 3, 5, 7, 10, 15, 20, 30],
     },
     "quick": {
-        "repetitions": 1, "max_epochs": 40, "n_trees": 100, "gp_maxiter": 50,
+        "repetitions": 1, "max_epochs": 40, "n_trees": 100, "gp_maxiter": 10,
         "adareg_grid": [1e-2, 1.0], "wd_grid": [1e-3, 1e-1], "alpha_grid": [1e-3, 1.0],
         "k_grid": [3, 10],
     },
 }
 
-OURS = ["AdaReg, reg_lambda=0", "AdaReg, defaults", "AdaReg tuned, last layer",
+# The estimator exactly as shipped (200 epochs), beside the shorter training of SETTINGS.
+DEFAULTS_200 = "AdaReg, defaults, 200 epochs"
+OURS = ["AdaReg, reg_lambda=0", "AdaReg, defaults", DEFAULTS_200, "AdaReg tuned, last layer",
         "AdaReg tuned, all layers", "AdaReg auto, last layer", "AdaReg auto, all layers",
         "weight decay tuned", "early stopping"]
 PEERS = ["RidgeCV", "MultiTaskElasticNetCV", "KNN, k tuned", "RandomForest",
@@ -151,6 +155,8 @@ def make_method(method, n_inputs, settings, seed):
         return net.set_params(reg_lambda=0.0), {}
     if method == "AdaReg, defaults":
         return net, {}
+    if method == DEFAULTS_200:
+        return net.set_params(max_epochs=200), {}
     if method == "AdaReg tuned, last layer":
         return net, lam
     if method == "AdaReg tuned, all layers":
