@@ -150,7 +150,8 @@ def gp_optimizer(maxiter):
 def make_method(method, n_inputs, settings, seed):
     """(model, grid) for one method; the grid's keys are the model's parameters."""
     net = AdaRegMultiTaskRegressor(max_epochs=settings["max_epochs"], random_state=seed)
-    lam = {"reg_lambda": settings["adareg_grid"]}
+    # Read only where used: uncertainty.py builds its Gaussian process here, without grids.
+    lam = {"reg_lambda": settings.get("adareg_grid")}
     if method == "AdaReg, reg_lambda=0":
         return net.set_params(reg_lambda=0.0), {}
     if method == "AdaReg, defaults":
