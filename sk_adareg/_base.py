@@ -466,26 +466,38 @@ class _BaseAdaReg(BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         X, y, sample_weight, train_split = self._split_validation(
             X, y, sample_weight, seed, n_outputs)
-        batch_norm = self._check_batch_norm(X)
-        nested = self._nested_params()
-        module_kwargs = {name[len("module__"):]: nested.pop(name)
-                         for name in list(nested) if name.startswith("module__")}
+        self._check_batch_norm(X)
         dataset = _dataset(X, y, sample_weight)
         with _torch_seed(seed, self.device):
-            module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
-            net = self._make_net(module, train_split, n_outputs, nested)
-            if batch_norm and "iterator_train__drop_last" not in nested:
-                # Batch normalization cannot train on a batch of one sample: drop
-                # such a last batch (a different sample each epoch, as they are shuffled).
-                net.set_params(iterator_train__drop_last=X.shape[0] % self.batch_size == 1)
-            # Builds the priors, so a bad adareg_layers fails here, before training.
-            net.initialize()
-            self._check_output_size(net, X, n_outputs)
+            net = self._new_net(X, n_outputs, train_split)
             # partial_fit: the net is initialized (fit would initialize it again).
             net.partial_fit(dataset, None)
             laplace = self._fit_posterior(net, dataset)
         self._set_fitted_attributes(net, laplace)
         return self
+
+    def _new_net(self, X, n_outputs, train_split):
+        """The initialized skorch net for training data ``X``, its output size checked."""
+        nested = self._nested_params()
+        module_kwargs = {name[len("module__"):]: nested.pop(name)
+                         for name in list(nested) if name.startswith("module__")}
+        module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
+        net = self._make_net(module, train_split, n_outputs, nested)
+        self._drop_last(net, X)
+        # Builds the priors, so a bad adareg_layers fails here, before training.
+        net.initialize()
+        self._check_output_size(net, X, n_outputs)
+        return net
+
+    def _drop_last(self, net, X):
+        """Batch normalization cannot train on a batch of one sample: drop such a last batch.
+
+        A different sample each epoch, as they are shuffled; set for each call's data.
+        """
+        if (self._check_batch_norm(X)
+                and "iterator_train__drop_last" not in self._nested_params()):
+            # As skorch stores it; its set_params refuses iterator_* on an initialized net.
+            vars(net)["iterator_train__drop_last"] = X.shape[0] % self.batch_size == 1
 
     def _check_batch_norm(self, X):
         """Whether the default network has batch normalization, which needs 2 samples."""
@@ -524,14 +536,8 @@ class _BaseAdaReg(BaseEstimator):
         sample_weight = self._class_weighted(y, sample_weight, incremental=True)
         self._check_batch_norm(X)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        nested = self._nested_params()
-        module_kwargs = {name[len("module__"):]: nested.pop(name)
-                         for name in list(nested) if name.startswith("module__")}
         with _torch_seed(seed, self.device):
-            module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
-            net = self._make_net(module, None, n_outputs, nested)
-            net.initialize()
-            self._check_output_size(net, X, n_outputs)
+            net = self._new_net(X, n_outputs, None)
             with _incremental(net):
                 net.partial_fit(_dataset(X, y, sample_weight), None, epochs=1)
         self._set_fitted_attributes(net, None)
@@ -563,6 +569,7 @@ class _BaseAdaReg(BaseEstimator):
         # The estimator's parameters now, for what they do not rebuild.
         vars(net).update({name: getattr(self, name) for name in ADAREG_PARAMS})
         net.set_params(lr=self.lr, max_epochs=int(self.max_epochs))
+        self._drop_last(net, X)
         laplace = None
         with _torch_seed(seed, self.device):
             if epochs is None:

@@ -181,3 +181,12 @@ def test_verbose_levels(capfd):
     out, err = capfd.readouterr()
     assert "train_loss" in out and len(out.strip().splitlines()) == 5  # header, rule, 3 rows
     assert "Re-initializing" not in out + err
+
+
+def test_partial_fit_with_batch_norm_drops_a_last_batch_of_one():
+    X, _, Y = data(n=200)
+    reg = AdaRegMultiTaskRegressor(batch_norm=True, batch_size=16, **SMALL)
+    for size in (33, 17, 40):  # 2 * 16 + 1, 16 + 1, no remainder
+        reg.partial_fit(X[:size], Y[:size])
+        assert reg.net_.iterator_train__drop_last == (size % 16 == 1)
+    assert reg.n_iter_ == 3
