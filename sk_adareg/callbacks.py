@@ -244,7 +244,11 @@ class PriorRefresh(Callback):
 
     def on_train_end(self, net, **kwargs):
         weights = [net._adareg_module.get_parameter(name) for name in net.priors_.names]
-        updated = any(row.get("cov_update") or row.get("prior_refresh") for row in net.history)
+        # PriorUpdate (when it runs: it records cov_update) updates at epoch
+        # cov_update_every, so only shorter histories need reading.
+        updated = (len(net.history) >= net.cov_update_every
+                   and "cov_update" in net.history[-1]) or any(
+            row.get("cov_update") or row.get("prior_refresh") for row in net.history)
         if not updated or self._last_weights is None or not all(
                 torch.equal(w, last) for w, last in zip(weights, self._last_weights,
                                                          strict=True)):
@@ -315,6 +319,11 @@ class ValidationScore(Callback):
     def __init__(self, kind):
         self.kind = kind
 
+    def initialize(self):
+        if self.kind not in ("accuracy", "r2"):
+            raise ValueError(f"kind must be 'accuracy' or 'r2', got {self.kind!r}.")
+        return self
+
     def on_epoch_end(self, net, dataset_valid=None, **kwargs):
         if dataset_valid is None:
             return
@@ -327,10 +336,8 @@ class ValidationScore(Callback):
         outputs = chunked_forward(net.module_, X, net.device)
         if self.kind == "accuracy":
             score = accuracy_score(y, outputs.argmax(axis=1), sample_weight=weights)
-        elif self.kind == "r2":
-            score = r2_score(y, outputs.reshape(y.shape), sample_weight=weights)
         else:
-            raise ValueError(f"kind must be 'accuracy' or 'r2', got {self.kind!r}.")
+            score = r2_score(y, outputs.reshape(y.shape), sample_weight=weights)
         net.history.record("valid_score", float(score))
 
 
