@@ -20,8 +20,10 @@ from torch.utils.data import DataLoader
 
 __all__ = []
 
-# Memory for one chunk of inference: its inputs, outputs and widest activations.
-INFERENCE_BYTES = 64 * 2**20
+# Memory for one chunk of inference: its inputs, outputs and widest activations. Sized
+# to stay in a CPU's cache: with 64 MiB chunks the activations no longer fit, and
+# predict on 1M x 50 rows (hidden (100,)) ran 1.6-2.3x slower than with 16 MiB.
+INFERENCE_BYTES = 16 * 2**20
 
 
 def dense(X):
