@@ -200,7 +200,9 @@ class AdaRegMixin:
             return loss
         # Handed to the prior_update callback, which clears it at the batch's end.
         self.batch_data_loss_ = loss.detach()
-        if self._auto:  # the learned strengths are in the priors' strengths
+        if self.__dict__.get("_penalty_after_backward"):
+            pass  # train_step_single adds the penalty's gradient and value itself
+        elif self._auto:  # the learned strengths are in the priors' strengths
             loss = loss + self.priors_.penalty(self._adareg_module)
         elif self.reg_lambda:
             loss = loss + self.reg_lambda * self.priors_.penalty(self._adareg_module)
@@ -225,6 +227,29 @@ class AdaRegMixin:
         total = weights.sum()
         # A batch of zero weights adds nothing (and no NaN): a zero loss with its graph.
         return (weights * losses).sum() / torch.where(total > 0, total, 1.0)
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's training step, with the penalty's gradient added after ``backward()``.
+
+        The same gradient as autograd through ``get_loss``'s penalty, at a fraction
+        of the per-batch cost (:meth:`PriorCollection.add_penalty_gradients`), and
+        before skorch notifies ``on_grad_computed`` (gradient clipping sees it).
+        The returned loss includes the penalty. A subclass whose own
+        ``train_step_single`` comes first in the method order (skorch's
+        ``AccelerateMixin``) gets the penalty through ``get_loss`` instead.
+        """
+        scale = None if self._auto else self.reg_lambda
+        if not (self._auto or self.reg_lambda):
+            return super().train_step_single(batch, **fit_params)
+        self._penalty_after_backward = True
+        try:
+            step = super().train_step_single(batch, **fit_params)
+        finally:
+            self._penalty_after_backward = False
+        penalty = self.priors_.add_penalty_gradients(self._adareg_module,
+                                                     1.0 if scale is None else scale)
+        step["loss"] = step["loss"] + penalty
+        return step
 
     def update_priors(self):
         """Update every prior in closed form from the current weights.

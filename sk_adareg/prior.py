@@ -169,6 +169,11 @@ def _without_cast_cache(state):
     return {k: v for k, v in state.items() if k != "_cast_cache"}
 
 
+def _matmul3(omega_r, omega_c, w):
+    """``Omega_r W Omega_c``."""
+    return omega_r @ w @ omega_c
+
+
 class _KroneckerQuadratic(torch.autograd.Function):
     """``Tr(Omega_r W Omega_c W^T)`` for symmetric precisions, differentiable in ``W``.
 
@@ -576,6 +581,48 @@ class PriorCollection(nn.Module):
             raise ValueError(f"strengths must be finite and >= 0, got {dict(strengths)}.")
         self.strengths.copy_(torch.tensor(values, dtype=torch.float64))
         return self
+
+    @torch.no_grad()
+    def add_penalty_gradients(self, module, scale=1.0):
+        """Add the gradient of ``scale * penalty(module)`` to the weights' ``.grad``.
+
+        The penalty's gradient is ``2 c Omega_r W Omega_c`` for each weight (``c``
+        its strength times ``scale``): added after the data loss's backward pass,
+        it costs two matrix products and an addition per weight, where autograd
+        through :meth:`penalty` adds a graph node, its backward and the loss's
+        bookkeeping at every batch. The value comes with it, from the same product.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network the priors were built for, after ``backward()``.
+        scale : float, default=1.0
+            A factor of every strength (the net's ``reg_lambda``).
+
+        Returns
+        -------
+        penalty : torch.Tensor
+            ``scale * penalty(module)``, a scalar without gradient.
+        """
+        total = None
+        strengths = None
+        for i, (name, prior) in enumerate(self.items()):
+            weight = module.get_parameter(name)
+            w = prior.as_matrix(weight)
+            if strengths is None:
+                (strengths,) = _cast(self, ("strengths",), w.dtype)
+            g = _matmul3(*_cast(prior, ("row_precision", "column_precision"), w.dtype), w)
+            factor = strengths[i] * scale
+            value = factor * (g * w).sum()
+            total = value if total is None else total + value
+            if not weight.requires_grad:
+                continue
+            step = g.reshape(weight.shape) * (2 * factor)
+            if weight.grad is None:
+                weight.grad = step
+            else:
+                weight.grad.add_(step)
+        return total
 
     def penalty(self, module):
         """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.
