@@ -246,8 +246,10 @@ class AdaRegMixin:
             step = super().train_step_single(batch, **fit_params)
         finally:
             self._penalty_after_backward = False
-        penalty = self.priors_.add_penalty_gradients(self._adareg_module,
-                                                     1.0 if scale is None else scale)
+        # With a fixed reg_lambda the strengths are 1 (set in on_train_begin).
+        penalty = self.priors_.add_penalty_gradients(
+            self._adareg_module, 1.0 if scale is None else float(scale),
+            use_strengths=self._auto)
         step["loss"] = step["loss"] + penalty
         return step
 
