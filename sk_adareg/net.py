@@ -47,9 +47,13 @@ class AdaRegMixin:
     At initialization it checks its parameters and builds a
     :class:`~sk_adareg.prior.PriorCollection` as the net's ``priors_``
     attribute, a registered module, so skorch moves it to ``device`` and
-    pickles it. ``get_loss`` adds ``reg_lambda * penalty`` (and DeCov) when
-    ``training=True`` only, so ``valid_loss`` (and early stopping on it) sees
-    the data loss alone. The per-epoch work is done by three callbacks that
+    pickles it. The training loss is the data loss plus ``reg_lambda *
+    penalty`` (and DeCov); ``valid_loss`` (and early stopping on it) sees the
+    data loss alone. ``get_loss`` adds the penalty when ``training=True``;
+    during training, ``train_step_single`` adds its gradient after
+    ``backward()`` instead, which is cheaper per batch and gives the same
+    gradients and loss (a subclass whose own ``train_step_single`` comes first,
+    such as skorch's ``AccelerateMixin``, gets it through ``get_loss``). The per-epoch work is done by three callbacks that
     the mixin adds to the net's default callbacks (:mod:`sk_adareg.callbacks`):
 
     - ``divergence_check`` (:class:`~sk_adareg.callbacks.DivergenceCheck`)
