@@ -53,8 +53,9 @@ class AdaRegMixin:
     during training, ``train_step_single`` adds its gradient after
     ``backward()`` instead, which is cheaper per batch and gives the same
     gradients and loss (a subclass whose own ``train_step_single`` comes first,
-    such as skorch's ``AccelerateMixin``, gets it through ``get_loss``). The per-epoch work is done by three callbacks that
-    the mixin adds to the net's default callbacks (:mod:`sk_adareg.callbacks`):
+    such as skorch's ``AccelerateMixin``, gets it through ``get_loss``). The
+    per-epoch work is done by callbacks that the mixin adds to the net's
+    default callbacks (:mod:`sk_adareg.callbacks`):
 
     - ``divergence_check`` (:class:`~sk_adareg.callbacks.DivergenceCheck`)
       raises :class:`~sk_adareg.exceptions.TrainingDivergedError` when a
