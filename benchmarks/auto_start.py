@@ -1,0 +1,91 @@
+"""Does ``reg_lambda="auto"`` depend on where its strengths start? (an open question of issue 11)
+
+The evidence is maximized every ``cov_update_every`` epochs at the weights reached so far,
+so the first epochs train with the starting strength (``AUTO_START``, 3e-3, the fixed
+default). If "auto" found the evidence's fixed point, the start would not matter. This
+fits ``AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all")`` for 200 epochs
+on the sets, splits and preprocessing of ``multitarget.py``, starting at 3e-3 and at 1.0,
+and prints the test R² and the learned strengths. The start is not a parameter of the
+estimators: the script sets the module constant that holds it.
+
+Run from the repository root::
+
+    python benchmarks/auto_start.py                 # every set, 5 repetitions
+    python benchmarks/auto_start.py --repetitions 1 --sets osales andro
+
+Writes ``benchmarks/results/auto_start.md``.
+"""
+
+import argparse
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import write_report
+from joblib import Parallel, delayed
+from multitarget import SARCOS_SIZES, SHARED, load_set, mulan_names, preprocessing, scores, split
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+import sk_adareg.net
+from sk_adareg import AdaRegMultiTaskRegressor
+
+STARTS = (3e-3, 1.0)
+
+
+def run_one(name, rep, start, data):
+    torch.set_num_threads(1)
+    sk_adareg.net.AUTO_START = start  # the strength before the first evidence update
+    X, Y, nominal = data
+    train, test = split(name, X, Y, rep)
+    pre = preprocessing(X.shape[1], nominal).fit(X[train])
+    target = StandardScaler().fit(Y[train])
+    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all", max_epochs=200,
+                                     random_state=rep)
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(pre.transform(X[train]), target.transform(Y[train]))
+        pred = target.inverse_transform(model.predict(pre.transform(X[test])))
+    r2, _ = scores(Y[test], pred, Y[train])
+    lam = model.reg_lambda_
+    return {"set": name, "rep": rep, "start": start, "r2": float(np.nanmean(r2)),
+            "hidden": lam[next(iter(lam))], "output": lam[model.adareg_layers_[-1]]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--sets", nargs="+", default=None)
+    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    sets = mulan_names(SHARED / "mulan") + [f"sarcos{n}" for n in SARCOS_SIZES]
+    sets = [s for s in sets if args.sets is None or s in args.sets]
+    data = {s: load_set(s, SHARED / "mulan", SHARED / "sarcos_inv_test.mat") for s in sets}
+    rows = Parallel(n_jobs=args.n_jobs)(
+        delayed(run_one)(s, rep, start, data[s])
+        for s in sets for rep in range(args.repetitions) for start in STARTS)
+    results = pd.DataFrame(rows)
+    mean = results.groupby(["set", "start"])[["r2", "hidden", "output"]].mean().unstack()
+    mean = mean.reindex(sets)
+    table = pd.DataFrame({
+        "R² start 3e-3": mean[("r2", STARTS[0])], "R² start 1.0": mean[("r2", STARTS[1])],
+        "difference": mean[("r2", STARTS[1])] - mean[("r2", STARTS[0])],
+        "first layer's strength (3e-3 / 1.0)": [
+            f"{a:.3g} / {b:.3g}" for a, b in zip(mean[("hidden", STARTS[0])],
+                                                 mean[("hidden", STARTS[1])], strict=True)],
+        "output layer's strength (3e-3 / 1.0)": [
+            f"{a:.3g} / {b:.3g}" for a, b in zip(mean[("output", STARTS[0])],
+                                                 mean[("output", STARTS[1])], strict=True)],
+    })
+    body = (f"`reg_lambda=\"auto\"`, all layers, 200 epochs, {args.repetitions} repetitions; "
+            "test R² and learned strengths (loss units), means over the repetitions.\n\n"
+            + table.to_markdown(floatfmt=".3f") + "\n\nMean over sets: start 3e-3 "
+            + f"{table.iloc[:, 0].mean():.3f}, start 1.0 {table.iloc[:, 1].mean():.3f}.")
+    print(body)
+    write_report("auto_start", body)
+
+
+if __name__ == "__main__":
+    main()
