@@ -169,11 +169,6 @@ def _without_cast_cache(state):
     return {k: v for k, v in state.items() if k != "_cast_cache"}
 
 
-def _matmul3(omega_r, omega_c, w):
-    """``Omega_r W Omega_c``."""
-    return omega_r @ w @ omega_c
-
-
 class _KroneckerQuadratic(torch.autograd.Function):
     """``Tr(Omega_r W Omega_c W^T)`` for symmetric precisions, differentiable in ``W``.
 
@@ -612,7 +607,8 @@ class PriorCollection(nn.Module):
         for i, (name, prior) in enumerate(self.items()):
             weight = module.get_parameter(name)
             w = prior.as_matrix(weight)
-            g = _matmul3(*_cast(prior, ("row_precision", "column_precision"), w.dtype), w)
+            omega_r, omega_c = _cast(prior, ("row_precision", "column_precision"), w.dtype)
+            g = omega_r @ w @ omega_c
             value = torch.dot(g.reshape(-1), w.reshape(-1))
             if use_strengths:
                 if strengths is None:
