@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
 from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
+from ._batches import dense
 from ._evidence import TargetWeightedMSELoss, map_curvature
 from ._params import DEFAULTS
 from .laplace import KroneckerLaplace
@@ -336,9 +337,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         net = self.net_
         curvature = map_curvature(curvature, partial(torch.as_tensor, device=net.device))
         laplace = KroneckerLaplace(curvature, net.priors_, reg_lambda, noise)
+        # A sparse X is densified chunk by chunk, as at prediction.
         chunks = [laplace.predictive_variance(
-            net.module_, torch.as_tensor(X[i:i + _STD_CHUNK], device=net.device),
-            observation_noise=True).cpu().numpy() for i in range(0, len(X), _STD_CHUNK)]
+            net.module_, torch.as_tensor(dense(X[i:i + _STD_CHUNK]), device=net.device),
+            observation_noise=True).cpu().numpy() for i in range(0, X.shape[0], _STD_CHUNK)]
         return np.concatenate(chunks)
 
     def __sklearn_tags__(self):

@@ -90,3 +90,17 @@ def test_sparse_input_is_checked_like_dense_input():
         clf.predict(X[:, :10])
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         AdaRegClassifier(max_epochs=1).fit(X, y[:-1])
+
+
+def test_return_std_and_sample_weight_take_sparse_input():
+    rng = np.random.default_rng(0)
+    X = scipy.sparse.random(80, 12, density=0.3, format="csr", random_state=0)
+    Y = rng.normal(size=(80, 2))
+    w = rng.uniform(0.5, 1.5, size=80)
+    params = {"max_epochs": 3, "reg_lambda": "auto", "random_state": 0}
+    sparse = AdaRegMultiTaskRegressor(**params).fit(X, Y, sample_weight=w)
+    dense = AdaRegMultiTaskRegressor(**params).fit(X.toarray(), Y, sample_weight=w)
+    mean, std = sparse.predict(X, return_std=True)
+    expected_mean, expected_std = dense.predict(X.toarray(), return_std=True)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, expected_std, rtol=1e-5)
