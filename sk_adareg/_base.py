@@ -573,7 +573,9 @@ class _BaseAdaReg(BaseEstimator):
         laplace = None
         with _torch_seed(seed, self.device):
             if epochs is None:
+                # skorch's set_params(callbacks=...) does not rebuild callbacks_: initialize.
                 net.set_params(train_split=train_split, callbacks=self._callbacks())
+                net.initialize_callbacks()
                 net.partial_fit(dataset, None)
                 laplace = self._fit_posterior(net, dataset)
             else:

@@ -190,3 +190,19 @@ def test_partial_fit_with_batch_norm_drops_a_last_batch_of_one():
         reg.partial_fit(X[:size], Y[:size])
         assert reg.net_.iterator_train__drop_last == (size % 16 == 1)
     assert reg.n_iter_ == 3
+
+
+def test_warm_start_reads_early_stopping_again():
+    X, y, _ = data(n=150)
+    clf = AdaRegClassifier(max_epochs=4, warm_start=True, **SMALL).fit(X, y)
+    # noise labels: the validation loss stops improving at once
+    noise = np.random.default_rng(1).permutation(y)
+    clf.set_params(early_stopping=True, n_iter_no_change=2, max_epochs=50, lr=1e-2).fit(X, noise)
+    assert 4 < clf.n_iter_ < 4 + 50 and "valid_loss" in clf.history_[-1]
+    n_iter = clf.n_iter_
+    scores = list(clf.validation_scores_)
+    clf.set_params(early_stopping=False, max_epochs=2).fit(X, y)
+    assert clf.n_iter_ == n_iter + 2
+    assert clf.net_.train_split is None and "valid_loss" not in clf.history_[-1]
+    # as scikit-learn's MLPs under warm_start, the curves run on over the fits
+    assert clf.validation_scores_ == scores and len(clf.loss_curve_) == n_iter + 2
