@@ -74,10 +74,16 @@ def _incremental(net):
     train_split, callbacks = net.train_split, net.callbacks_
     net.train_split = None
     net.callbacks_ = [(name, cb) for name, cb in callbacks if not isinstance(cb, EarlyStopping)]
+    bars = [cb for _, cb in callbacks if isinstance(cb, EpochProgressBar)]
+    totals = [bar.total for bar in bars]
+    for bar in bars:  # one epoch per call, not max_epochs
+        bar.total = 1
     try:
         yield
     finally:
         net.train_split, net.callbacks_ = train_split, callbacks
+        for bar, total in zip(bars, totals, strict=True):
+            bar.total = total
 
 
 def _is_nested(name):

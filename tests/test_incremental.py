@@ -177,6 +177,9 @@ def test_verbose_levels(capfd):
     out, err = capfd.readouterr()
     assert "3/3" in err and "train_loss=" in err and "valid_score=" in err
     assert "Re-initializing" not in out + err and "epoch " not in out
+    AdaRegClassifier(verbose=1, **SMALL).partial_fit(X, y, classes=["a", "b"])
+    _, err = capfd.readouterr()
+    assert "1/1" in err and "/200" not in err  # one pass per call, not max_epochs
     AdaRegClassifier(max_epochs=3, verbose=2, **SMALL).fit(X, y)
     out, err = capfd.readouterr()
     assert "train_loss" in out and len(out.strip().splitlines()) == 5  # header, rule, 3 rows
