@@ -71,6 +71,17 @@ def main(argv=None):
             is_master=accelerator.is_main_process, timeout=datetime.timedelta(seconds=60))
         history = DistributedHistory(store=store, rank=accelerator.process_index,
                                      world_size=accelerator.num_processes)
+    try:
+        return fit_and_save(args, accelerator, history)
+    finally:
+        if accelerator.num_processes > 1:
+            # Leave together: rank 0 holds the TCPStore, and a process that exits while
+            # another still talks to it (or to the process group) aborts that one.
+            accelerator.wait_for_everyone()
+            torch.distributed.destroy_process_group()
+
+
+def fit_and_save(args, accelerator, history):
     X, Y = make_data()
     if accelerator.process_index == args.diverge_rank:
         Y = np.full_like(Y, np.nan)
