@@ -3,13 +3,16 @@
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy
 import sklearn
 import skorch
 import torch
+from joblib import Parallel
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,3 +37,25 @@ def write_report(name, body):
     path.write_text(text)
     print(f"\nwrote {path}")
     return path
+
+
+def completed(path):
+    """The rows of a resumable results CSV, and their ``(set, method, rep)`` keys."""
+    done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["set", "method", "rep"])
+    return done.to_dict("records"), set(zip(done["set"], done["method"], done["rep"],
+                                            strict=True))
+
+
+def run_and_save(calls, rows, path, n_jobs, describe):
+    """Run joblib ``calls`` in parallel; each result joins ``rows`` and the CSV at once.
+
+    The CSV is rewritten after every fit, so that a stopped run resumes where it stopped;
+    ``describe(row)`` is the progress line of a result.
+    """
+    start = time.perf_counter()
+    for i, row in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)):
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(path, index=False)
+        print(f"[{i + 1}/{len(calls)} {time.perf_counter() - start:5.0f}s] {describe(row)}",
+              flush=True)
+    return pd.DataFrame(rows)

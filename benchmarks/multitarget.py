@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS
+from _common import RESULTS, completed, run_and_save
 from _multitarget_report import report
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy.optimize import fmin_l_bfgs_b
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
@@ -266,9 +266,7 @@ def cost(set_name, method, n_train, settings):
 
 
 def run(sets, settings, path, n_jobs, mulan_folder, sarcos_path):
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame(
-        columns=["set", "method", "rep"])
-    finished = set(zip(done["set"], done["method"], done["rep"], strict=True))
+    rows, finished = completed(path)
     data = {name: load_set(name, mulan_folder, sarcos_path) for name in sets}
     tasks = []
     # Repetition by repetition, so that a run stopped early has whole repetitions.
@@ -279,17 +277,11 @@ def run(sets, settings, path, n_jobs, mulan_folder, sarcos_path):
         block.sort(key=lambda t: -cost(t[0], t[1], sizes[t[0]], settings))
         tasks += block
     print(f"{len(tasks)} fits to run, {len(finished)} already in {path.name}", flush=True)
-    rows = done.to_dict("records")
-    jobs = (delayed(run_one)(name, method, rep, data[name], settings)
-            for name, method, rep in tasks)
-    start = time.perf_counter()
-    for i, row in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)):
-        rows.append(row)
-        pd.DataFrame(rows).to_csv(path, index=False)
-        print(f"[{i + 1}/{len(tasks)} {time.perf_counter() - start:5.0f}s] {row['set']:>10} "
-              f"{row['method']:>26} rep={row['rep']}  R2={row['r2']:+.3f}  "
-              f"aRRMSE={row['arrmse']:.3f}  {row['fit_seconds']:.1f}s", flush=True)
-    return pd.DataFrame(rows)
+    calls = [delayed(run_one)(name, method, rep, data[name], settings)
+             for name, method, rep in tasks]
+    return run_and_save(calls, rows, path, n_jobs, lambda row: (
+        f"{row['set']:>10} {row['method']:>26} rep={row['rep']}  R2={row['r2']:+.3f}  "
+        f"aRRMSE={row['arrmse']:.3f}  {row['fit_seconds']:.1f}s"))
 
 
 def main():

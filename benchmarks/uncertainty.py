@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS, write_report
-from joblib import Parallel, delayed
+from _common import RESULTS, completed, run_and_save, write_report
+from joblib import delayed
 from multitarget import (
     OURS,
     SARCOS_SIZES,
@@ -106,25 +106,16 @@ def run_one(set_name, method, rep, data, settings):
 
 
 def run(sets, settings, path, n_jobs, mulan_folder, sarcos_path):
-    done = pd.read_csv(path) if path.exists() else pd.DataFrame(
-        columns=["set", "method", "rep"])
-    finished = set(zip(done["set"], done["method"], done["rep"], strict=True))
+    rows, finished = completed(path)
     data = {name: load_set(name, mulan_folder, sarcos_path) for name in sets}
     tasks = [(name, method, rep) for rep in range(settings["repetitions"]) for name in sets
              for method in METHODS if (name, method, rep) not in finished]
     print(f"{len(tasks)} fits to run, {len(finished)} already in {path.name}", flush=True)
-    rows = done.to_dict("records")
-    jobs = (delayed(run_one)(name, method, rep, data[name], settings)
-            for name, method, rep in tasks)
-    start = time.perf_counter()
-    for i, row in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)):
-        rows.append(row)
-        pd.DataFrame(rows).to_csv(path, index=False)
-        print(f"[{i + 1}/{len(tasks)} {time.perf_counter() - start:5.0f}s] {row['set']:>10} "
-              f"{row['method']:>36} rep={row['rep']}  R2={row['r2']:+.3f}  "
-              f"NLL={row['nll']:.3f}  cov90={row['coverage90']:.2f}  "
-              f"{row['fit_seconds']:.1f}s", flush=True)
-    return pd.DataFrame(rows)
+    calls = [delayed(run_one)(name, method, rep, data[name], settings)
+             for name, method, rep in tasks]
+    return run_and_save(calls, rows, path, n_jobs, lambda row: (
+        f"{row['set']:>10} {row['method']:>36} rep={row['rep']}  R2={row['r2']:+.3f}  "
+        f"NLL={row['nll']:.3f}  cov90={row['coverage90']:.2f}  {row['fit_seconds']:.1f}s"))
 
 
 def best_cv_neural(sets, repetitions):
