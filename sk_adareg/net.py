@@ -11,6 +11,7 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 
 import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback
 from skorch.utils import to_tensor
 
 from ._batches import WeightedTarget
@@ -118,6 +119,56 @@ class AdaRegMixin:
     def _validate_params(self):
         super()._validate_params()
         self._check_adareg_params()
+
+    # Per-batch events: a callback that inherits skorch's no-op for one is not called.
+    _BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
+
+    def notify(self, method_name, **cb_kwargs):
+        """Call the callbacks' ``method_name``, as skorch does.
+
+        The listeners of each per-batch event (the net itself, and the
+        callbacks that override skorch's no-op ``Callback`` method) are found
+        once per epoch, at ``on_epoch_begin``, instead of calling every
+        callback at every batch; the callbacks cannot change within an epoch.
+        """
+        listeners = self.__dict__.get("_batch_listeners")
+        if listeners is not None and method_name in self._BATCH_EVENTS:
+            for listener in listeners[method_name]:
+                listener(self, **cb_kwargs)
+            return None
+        if method_name in ("on_train_begin", "on_epoch_begin"):
+            self._find_batch_listeners()
+        try:
+            return super().notify(method_name, **cb_kwargs)
+        finally:
+            if method_name == "on_train_end":  # a fitted net keeps no module lists
+                self._batch_listeners = self._mode_modules = None
+
+    def _find_batch_listeners(self):
+        """The bound per-batch methods that do something, and the modules' train switches."""
+        # The net's own methods always run (skorch's open a batch row in the history).
+        self._batch_listeners = {
+            event: [getattr(self, event)] + [
+                getattr(cb, event) for _, cb in self.callbacks_
+                if getattr(type(cb), event, None) is not getattr(Callback, event)]
+            for event in self._BATCH_EVENTS}
+        modules = [getattr(self, name + "_") for name in self._modules + self._criteria]
+        modules = [m for m in modules if isinstance(m, torch.nn.Module)]
+        # Only where no module has a train() of its own is setting ``training`` equivalent.
+        every = [sub for m in modules for sub in m.modules()]
+        plain = all(type(sub).train is torch.nn.Module.train for sub in every)
+        self._mode_modules = every if plain else None
+
+    def _set_training(self, training=True):
+        """Set the modules' training mode, as skorch, at no cost when they are in it already.
+
+        skorch sets it at every training step; walking the modules costs more
+        than a small network's step.
+        """
+        modules = self.__dict__.get("_mode_modules")
+        if modules is not None and all(m.training is training for m in modules):
+            return
+        super()._set_training(training)
 
     def get_default_callbacks(self):
         return [

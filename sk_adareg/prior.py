@@ -147,21 +147,31 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
     return _inv_threshold_eigh(delta, m, u, v, unit_mean)[0]
 
 
+def _cached(module, slot, names, compute):
+    """``compute(buffers)`` of the buffers ``names`` of ``module``, once per change.
+
+    The value is kept under ``slot`` until a buffer is replaced (``.to(device)``,
+    loading) or written in place (its version counter moves), and never pickled.
+    """
+    buffers = [getattr(module, name) for name in names]
+    key = tuple((b.data_ptr(), b._version, b.device) for b in buffers)
+    cache = module.__dict__.setdefault("_cast_cache", {})
+    entry = cache.get(slot)
+    if entry is None or entry[0] != key:
+        entry = cache[slot] = (key, compute(buffers))
+    return entry[1]
+
+
 def _cast(module, names, dtype):
     """The buffers ``names`` of ``module`` in ``dtype``, cast once per change, not per batch.
 
     The float64 precisions change once every ``cov_update_every`` epochs; the
-    penalty needs them in the weights' dtype at every batch. The copies are
-    kept until a buffer is replaced (``.to(device)``, loading) or written in
-    place (its version counter moves), and never pickled.
+    penalty needs them in the weights' dtype at every batch. One copy is kept
+    per dtype, so that float64 readings between batches do not evict the
+    float32 copies.
     """
-    buffers = [getattr(module, name) for name in names]
-    key = (dtype, *((b.data_ptr(), b._version, b.device) for b in buffers))
-    cache = module.__dict__.get("_cast_cache")
-    if cache is None or cache[0] != key:
-        cache = (key, tuple(b.to(dtype) for b in buffers))
-        module.__dict__["_cast_cache"] = cache
-    return cache[1]
+    return _cached(module, (dtype, *names), names,
+                   lambda buffers: tuple(b.to(dtype) for b in buffers))
 
 
 def _without_cast_cache(state):
@@ -464,12 +474,15 @@ class MatrixNormalPrior(nn.Module):
         """
         with torch.no_grad():
             penalty = self.penalty(weight.detach().to(torch.float64))
-            values = torch.stack([
-                penalty,
-                penalty - self._log_det_term(),
-                self.row_eigenvalues.min(), self.row_eigenvalues.max(),
-                self.column_eigenvalues.min(), self.column_eigenvalues.max(),
-            ]).tolist()  # one host transfer for all six numbers
+            # The spectrum changes only at updates: its readings are kept until then.
+            spectrum = _cached(self, "spectrum", ("row_eigenvalues", "column_eigenvalues"),
+                               lambda _: torch.stack([
+                                   self._log_det_term(),
+                                   self.row_eigenvalues.min(), self.row_eigenvalues.max(),
+                                   self.column_eigenvalues.min(),
+                                   self.column_eigenvalues.max()]))
+            values = torch.cat([penalty.reshape(1), penalty - spectrum[:1],
+                                spectrum[1:]]).tolist()  # one host transfer for all six
         keys = ("penalty", "objective", "row_precision_min", "row_precision_max",
                 "column_precision_min", "column_precision_max")
         return dict(zip(keys, values, strict=True))

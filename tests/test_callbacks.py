@@ -183,3 +183,91 @@ def test_the_net_validates_its_parameters_at_initialization(params, match):
     net = make_net(**params)
     with pytest.raises(ValueError, match=match):
         net.initialize()
+
+
+class CountBatchEvents(Callback):
+    """Counts the per-batch events it receives; switches the module to eval at a batch's end."""
+
+    def __init__(self, switch_to_eval=False):
+        self.switch_to_eval = switch_to_eval
+
+    def initialize(self):
+        self.counts_ = {"on_batch_begin": 0, "on_batch_end": 0, "on_grad_computed": 0}
+        return self
+
+    def on_batch_begin(self, net, **kwargs):
+        self.counts_["on_batch_begin"] += 1
+
+    def on_batch_end(self, net, **kwargs):
+        self.counts_["on_batch_end"] += 1
+        if self.switch_to_eval:
+            net.module_.eval()
+
+    def on_grad_computed(self, net, named_parameters=None, **kwargs):
+        self.counts_["on_grad_computed"] += 1
+        assert all(p.grad is not None for _, p in named_parameters)
+
+
+class ModeRecorder(nn.Module):
+    """A linear layer that records the training mode of every forward pass."""
+
+    def __init__(self, own_train=False):
+        super().__init__()
+        self.linear = nn.Linear(5, 3)
+        self.modes, self.train_calls, self.own_train = [], 0, own_train
+
+    def forward(self, X):
+        self.modes.append(self.training)
+        return self.linear(X)
+
+
+class ModeRecorderWithTrain(ModeRecorder):
+    def train(self, mode=True):
+        self.train_calls += 1
+        return super().train(mode)
+
+
+@pytest.mark.parametrize("switch_to_eval", [False, True])
+@pytest.mark.parametrize("module_class", [ModeRecorder, ModeRecorderWithTrain])
+def test_per_batch_events_and_training_mode_as_skorch(switch_to_eval, module_class):
+    # The net calls only the callbacks that override a per-batch event, and sets the
+    # training mode only when it is not set: the same calls and modes as skorch's loop.
+    X, y = regression_data(40)
+    counter = CountBatchEvents(switch_to_eval)
+    module = module_class()
+    net = AdaRegNeuralNet(module, nn.MSELoss, max_epochs=3, batch_size=8, train_split=None,
+                          verbose=0, callbacks=[("count", counter)])
+    net.fit(X, y)
+    assert counter.counts_ == {"on_batch_begin": 15, "on_batch_end": 15,
+                               "on_grad_computed": 15}
+    assert len(net.history[-1, "batches"]) == 5
+    # Every training step ran in training mode, even after a callback switched to eval.
+    assert net.module_.modes == [True] * 15
+    if module_class is ModeRecorderWithTrain:
+        # A module with a train() of its own gets it called at every step, as in skorch.
+        assert net.module_.train_calls >= 15
+
+
+def test_train_data_loss_is_the_batch_size_weighted_mean():
+    X, y = regression_data(44)  # batches of 8, 8, 8, 8, 8, 4
+
+    class Losses(Callback):
+        def initialize(self):
+            self.rows_ = []
+            return self
+
+        def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+            if training:  # the data loss of the step, from its predictions
+                loss = nn.functional.mse_loss(y_pred, batch[1])
+                self.rows_.append((float(loss), len(batch[0])))
+
+    recorder = Losses()
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, max_epochs=2, batch_size=8,
+                          reg_lambda=0.5, train_split=None, verbose=0,
+                          callbacks=[("losses", recorder)])
+    net.fit(X, y)
+    for epoch in (0, 1):
+        rows = recorder.rows_[6 * epoch:6 * (epoch + 1)]
+        expected = sum(loss * n for loss, n in rows) / sum(n for _, n in rows)
+        assert net.history[epoch, "train_data_loss"] == pytest.approx(expected, rel=1e-6)
+        assert net.history[epoch, "train_loss"] > net.history[epoch, "train_data_loss"]
