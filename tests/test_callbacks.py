@@ -258,8 +258,8 @@ def test_train_data_loss_is_the_batch_size_weighted_mean():
 
         def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
             if training:  # the data loss of the step, from its predictions
-                loss = nn.functional.mse_loss(y_pred, batch[1])
-                self.rows_.append((float(loss), len(batch[0])))
+                loss = nn.functional.mse_loss(y_pred.detach(), batch[1])
+                self.rows_.append((loss.item(), len(batch[0])))
 
     recorder = Losses()
     net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, max_epochs=2, batch_size=8,
