@@ -4,6 +4,7 @@
 
 import contextlib
 import copy
+import functools
 import inspect
 import math
 from numbers import Integral, Real
@@ -84,6 +85,20 @@ def _incremental(net):
         net.train_split, net.callbacks_ = train_split, callbacks
         for bar, total in zip(bars, totals, strict=True):
             bar.total = total
+
+
+@functools.cache
+def _fused_available(optimizer, device):
+    """Whether ``optimizer(params, fused=True)`` works on ``device`` (torch's Adam, AdamW,
+    SGD, ... since torch 2.4 on CPU): one kernel per step instead of several per weight,
+    the same update to float rounding (a sixth of a small network's step on a CPU)."""
+    if "fused" not in _keyword_names(optimizer)[0]:
+        return False
+    try:
+        optimizer([torch.zeros(1, device=device, requires_grad=True)], lr=1e-3, fused=True)
+    except (RuntimeError, ValueError, TypeError, NotImplementedError):
+        return False
+    return True
 
 
 def _is_nested(name):
@@ -282,16 +297,19 @@ class _BaseAdaReg(BaseEstimator):
         self._optimizer_kwargs()  # raises if weight_decay is set for an optimizer without it
 
     def _optimizer_kwargs(self):
-        """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not)."""
+        """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not), and
+        ``fused=True`` where the optimizer has a fused kernel for the device."""
         names, any_keyword = _keyword_names(self.optimizer)
+        kwargs = {"optimizer__fused": True} if _fused_available(self.optimizer,
+                                                                self.device) else {}
         if "weight_decay" in names or any_keyword:
-            return {"optimizer__weight_decay": self.weight_decay}
+            return {**kwargs, "optimizer__weight_decay": self.weight_decay}
         if self.weight_decay:
             raise ValueError(
                 f"weight_decay={self.weight_decay!r} needs an optimizer that takes "
                 f"weight_decay; optimizer={getattr(self.optimizer, '__name__', self.optimizer)}"
                 " does not. Set weight_decay=0.")
-        return {}
+        return kwargs
 
     def _validate_X(self, X, reset):
         # Image-shaped input (n, channels, height, width) is for a custom module.
@@ -725,7 +743,11 @@ module : torch.nn.Module class, instance or callable, default=None
         Called as ``optimizer(params, lr=lr, weight_decay=weight_decay)``,
         with the ``optimizer__*`` parameters; ``weight_decay`` is passed only
         to an optimizer whose signature takes it (``torch.optim.LBFGS`` does
-        not; skorch gives it the closure it needs).
+        not; skorch gives it the closure it needs). ``fused=True`` is passed
+        too where the optimizer has a fused kernel for ``device`` (torch's
+        ``Adam``, ``AdamW`` and ``SGD`` on CPU and CUDA since torch 2.4): the
+        same update to float rounding, in one kernel per step. Set
+        ``optimizer__fused=False`` (with :meth:`set_params`) to opt out.
 
     weight_decay : float, default=0.0
         The optimizer's weight decay, on all parameters. It must be 0 for an

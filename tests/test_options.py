@@ -129,3 +129,28 @@ def test_fit_and_predict_leave_the_callers_thread_settings_alone(Estimator):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_a_fused_optimizer_kernel_is_used_where_there_is_one(Estimator):
+    # Adam's fused kernel (torch >= 2.4 on CPU) is the same update to float rounding.
+    X, y, Y = data(n=120)
+    fits = {}
+    for fused in (True, False):
+        est = Estimator(hidden_layer_sizes=(16,), max_epochs=5, batch_size=16, random_state=0)
+        if not fused:
+            est.set_params(optimizer__fused=False)
+        fits[fused] = est.fit(X, target(Estimator, y, Y))
+    expected = torch.__version__ >= "2.4"
+    assert bool(fits[True].net_.optimizer_.defaults.get("fused")) is expected
+    assert not fits[False].net_.optimizer_.defaults.get("fused")
+    for a, b in zip(fits[True].net_.module_.parameters(), fits[False].net_.module_.parameters(),
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_an_optimizer_without_a_fused_kernel_gets_no_fused_argument():
+    X, y, _ = data()
+    clf = AdaRegClassifier(optimizer=torch.optim.RMSprop, **SMALL).fit(X, y)
+    assert isinstance(clf.net_.optimizer_, torch.optim.RMSprop)
+    assert not clf.net_.optimizer_.defaults.get("fused")
