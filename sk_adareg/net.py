@@ -297,11 +297,12 @@ class AdaRegMixin:
         scale = None if self._auto else self.reg_lambda
         if not (self._auto or self.reg_lambda):
             return super().train_step_single(batch, **fit_params)
-        self._penalty_after_backward = True
+        # In __dict__ directly: skorch's __setattr__ costs more than a small layer's penalty.
+        self.__dict__["_penalty_after_backward"] = True
         try:
             step = super().train_step_single(batch, **fit_params)
         finally:
-            self._penalty_after_backward = False
+            self.__dict__["_penalty_after_backward"] = False
         # With a fixed reg_lambda the strengths are 1 (set in on_train_begin).
         penalty = self.priors_.add_penalty_gradients(
             self._adareg_module, 1.0 if scale is None else float(scale),

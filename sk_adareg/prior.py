@@ -8,6 +8,7 @@ hyperparameters).
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
 import math
 
 import torch
@@ -153,13 +154,17 @@ def _cached(module, slot, names, compute):
     The value is kept under ``slot`` until a buffer is replaced (``.to(device)``,
     loading) or written in place (its version counter moves), and never pickled.
     """
-    buffers = [getattr(module, name) for name in names]
-    key = tuple((b.data_ptr(), b._version, b.device) for b in buffers)
+    # Buffers live in the module's _buffers: read there, not through nn.Module.__getattr__.
+    buffers = [module._buffers[name] for name in names]
+    key = [(b.data_ptr(), b._version, b.device) for b in buffers]
     cache = module.__dict__.setdefault("_cast_cache", {})
     entry = cache.get(slot)
     if entry is None or entry[0] != key:
         entry = cache[slot] = (key, compute(buffers))
     return entry[1]
+
+
+_PRECISIONS = ("row_precision", "column_precision")
 
 
 def _cast(module, names, dtype):
@@ -556,6 +561,13 @@ class PriorCollection(nn.Module):
         """Pairs ``(parameter name, prior)``."""
         return zip(self.names, self.priors, strict=True)
 
+    def _paths(self):
+        """Each weight's name split at its dots, split once (a per-batch lookup)."""
+        paths = self.__dict__.get("_split_names")
+        if paths is None:
+            paths = self.__dict__["_split_names"] = [name.split(".") for name in self.names]
+        return paths
+
     def set_hyperparameters(self, **prior_params):
         """Set the bounds and conventions of every prior; the precisions stay as they are.
 
@@ -590,7 +602,6 @@ class PriorCollection(nn.Module):
         self.strengths.copy_(torch.tensor(values, dtype=torch.float64))
         return self
 
-    @torch.no_grad()
     def add_penalty_gradients(self, module, scale=1.0, *, use_strengths=True):
         """Add the gradient of ``scale * penalty(module)`` to the weights' ``.grad``.
 
@@ -615,31 +626,30 @@ class PriorCollection(nn.Module):
         penalty : torch.Tensor
             ``scale * penalty(module)``, a scalar without gradient.
         """
-        total = None
-        strengths = None
-        for i, (name, prior) in enumerate(self.items()):
-            weight = module.get_parameter(name)
-            w = prior.as_matrix(weight)
-            omega_r, omega_c = _cast(prior, ("row_precision", "column_precision"), w.dtype)
+        values, factors = [], None
+        for i, (path, prior) in enumerate(zip(self._paths(), self.priors, strict=True)):
+            weight = functools.reduce(getattr, path, module)  # get_parameter, without checks
+            # The products are the gradient: on the detached weight, autograd records nothing.
+            w = weight.detach().reshape(prior.shape)
+            omega_r, omega_c = _cast(prior, _PRECISIONS, w.dtype)
             g = omega_r @ w @ omega_c
-            value = torch.dot(g.reshape(-1), w.reshape(-1))
-            if use_strengths:
-                if strengths is None:
-                    (strengths,) = _cast(self, ("strengths",), w.dtype)
-                factor = strengths[i] * scale
-                value = value * factor
-            else:
-                value = value * scale
-            total = value if total is None else total + value
+            values.append(torch.vdot(g.view(-1), w.reshape(-1)))
             if not weight.requires_grad:
                 continue
             if weight.grad is None:
                 weight.grad = torch.zeros_like(weight)
-            if use_strengths:
-                weight.grad.add_(g.reshape(weight.shape) * (2 * factor))
-            else:
-                weight.grad.add_(g.reshape(weight.shape), alpha=2 * scale)
-        return total
+            if not use_strengths:
+                weight.grad.add_(g.view(weight.shape), alpha=2 * scale)
+                continue
+            if factors is None:
+                (strengths,) = _cast(self, ("strengths",), w.dtype)
+                factors = strengths * (2 * scale)
+            weight.grad.add_(g.view(weight.shape) * factors[i])
+        total = values[0] if len(values) == 1 else torch.stack(values)
+        if use_strengths:
+            (strengths,) = _cast(self, ("strengths",), total.dtype)
+            return (total * strengths).sum() * scale
+        return (total if len(values) == 1 else total.sum()) * scale
 
     def penalty(self, module):
         """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.
