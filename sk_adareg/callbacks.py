@@ -117,9 +117,10 @@ class PriorUpdate(Callback):
     def _reset(self):
         self.peak_norms_ = {}
         self.collapse_warned_ = set()
-        # The epoch's data losses and batch sizes, summed at its end: a running sum
-        # would cost two tensor operations per batch, reading it a GPU synchronisation.
-        self._data_losses, self._batch_sizes = [], []
+        # Batch-size-weighted sum of the epoch's data losses, kept as a tensor and added
+        # to in place (one operation per batch): reading it per batch would synchronise
+        # a GPU, and keeping the losses would keep their storage (a batch's worth each).
+        self._data_loss_sum, self._data_loss_count = None, 0
 
     def on_train_begin(self, net, **kwargs):
         self._reset()
@@ -129,8 +130,10 @@ class PriorUpdate(Callback):
         if not training or loss is None:
             return
         # The loss without the penalty, as get_loss computed it for this step.
-        self._data_losses.append(loss)
-        self._batch_sizes.append(len(y_pred))
+        if self._data_loss_sum is None:
+            self._data_loss_sum = torch.zeros((), dtype=torch.float64, device=loss.device)
+        self._data_loss_sum.add_(loss, alpha=len(y_pred))
+        self._data_loss_count += len(y_pred)
 
     def on_epoch_end(self, net, **kwargs):
         epoch = len(net.history)
@@ -138,27 +141,25 @@ class PriorUpdate(Callback):
         if update:
             net.update_priors()
             self._warn_if_collapsing(net, epoch)
-        device = net.priors_.strengths.device
-        total = torch.zeros(2, dtype=torch.float64, device=device)
-        if self._data_losses:
-            sizes = torch.tensor(self._batch_sizes, dtype=torch.float64, device=device)
-            losses = torch.stack(self._data_losses).to(device=device, dtype=torch.float64)
-            total = torch.stack([losses @ sizes, sizes.sum()])
+        loss_sum, count = self._data_loss_sum, self._data_loss_count
         if process_count(net) > 1:
             # Each process saw its share of the batches: the loss is over all of them.
-            total = sum_across(total)
-        loss_sum, count = total.tolist()
+            device = net.priors_.strengths.device
+            total = sum_across(torch.stack([torch.as_tensor(
+                value if value is not None else 0.0, dtype=torch.float64, device=device)
+                for value in (loss_sum, count)]))
+            loss_sum, count = total[0], int(total[1])
         if count:
-            net.history.record("train_data_loss", loss_sum / count)
-        self._data_losses, self._batch_sizes = [], []
+            net.history.record("train_data_loss", float(loss_sum) / count)
+        self._data_loss_sum, self._data_loss_count = None, 0
         net.history.record("cov_update", update)
         for key, value in net.priors_.diagnostics(net._adareg_module).items():
             name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
             net.history.record(name, value)
 
     def on_train_end(self, net, **kwargs):
-        # An interrupted epoch leaves partial records behind.
-        self._data_losses, self._batch_sizes = [], []
+        # An interrupted epoch leaves a partial sum behind.
+        self._data_loss_sum, self._data_loss_count = None, 0
 
     def _warn_if_collapsing(self, net, epoch):
         for name, prior in net.priors_.items():

@@ -271,3 +271,28 @@ def test_train_data_loss_is_the_batch_size_weighted_mean():
         expected = sum(loss * n for loss, n in rows) / sum(n for _, n in rows)
         assert net.history[epoch, "train_data_loss"] == pytest.approx(expected, rel=1e-6)
         assert net.history[epoch, "train_loss"] > net.history[epoch, "train_data_loss"]
+
+
+def test_the_epoch_keeps_no_tensor_per_batch():
+    # A record per batch kept until the epoch's end would hold a batch's storage each (the
+    # losses of torch's reductions share it): the live tensors must not grow with batches.
+    import gc
+
+    class LiveTensors(Callback):
+        def initialize(self):
+            self.counts_ = {}
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            batch = len(net.history[-1, "batches"])
+            if training and batch in (5, 95):
+                gc.collect()
+                self.counts_[batch] = sum(isinstance(o, torch.Tensor) for o in gc.get_objects())
+
+    X, y = regression_data(800)
+    counter = LiveTensors()
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, max_epochs=1, batch_size=8,
+                          reg_lambda=0.1, train_split=None, verbose=0,
+                          callbacks=[("live", counter)])
+    net.fit(X, y)
+    assert counter.counts_[95] - counter.counts_[5] < 10, counter.counts_
