@@ -87,6 +87,11 @@ def _incremental(net):
             bar.total = total
 
 
+# Optimizer options that pick or exclude its implementation (torch's fused kernels do not
+# combine with foreach or differentiable).
+_IMPLEMENTATION_OPTIONS = ("fused", "foreach", "differentiable", "capturable")
+
+
 @functools.cache
 def _fused_available(optimizer, device):
     """Whether ``optimizer(params, fused=True)`` works on ``device`` (torch's Adam, AdamW,
@@ -300,8 +305,10 @@ class _BaseAdaReg(BaseEstimator):
         """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not), and
         ``fused=True`` where the optimizer has a fused kernel for the device."""
         names, any_keyword = _keyword_names(self.optimizer)
-        kwargs = {"optimizer__fused": True} if _fused_available(self.optimizer,
-                                                                self.device) else {}
+        # Not where the user chose the implementation (foreach and fused exclude each other).
+        chosen = {f"optimizer__{name}" for name in _IMPLEMENTATION_OPTIONS} & set(vars(self))
+        kwargs = ({"optimizer__fused": True}
+                  if not chosen and _fused_available(self.optimizer, self.device) else {})
         if "weight_decay" in names or any_keyword:
             return {**kwargs, "optimizer__weight_decay": self.weight_decay}
         if self.weight_decay:

@@ -647,9 +647,8 @@ class PriorCollection(nn.Module):
             weight.grad.add_(g.view(weight.shape) * factors[i])
         total = values[0] if len(values) == 1 else torch.stack(values)
         if use_strengths:
-            (strengths,) = _cast(self, ("strengths",), total.dtype)
-            return (total * strengths).sum() * scale
-        return (total if len(values) == 1 else total.sum()) * scale
+            total = total * _cast(self, ("strengths",), total.dtype)[0]
+        return (total if total.ndim == 0 else total.sum()) * scale
 
     def penalty(self, module):
         """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.

@@ -149,6 +149,14 @@ def test_a_fused_optimizer_kernel_is_used_where_there_is_one(Estimator):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_an_implementation_chosen_by_the_user_gets_no_fused_argument():
+    # Adam refuses fused=True with foreach=True.
+    X, y, _ = data()
+    clf = AdaRegClassifier(**SMALL).set_params(optimizer__foreach=True).fit(X, y)
+    assert clf.net_.optimizer_.defaults["foreach"] is True
+    assert not clf.net_.optimizer_.defaults.get("fused")
+
+
 def test_an_optimizer_without_a_fused_kernel_gets_no_fused_argument():
     X, y, _ = data()
     clf = AdaRegClassifier(optimizer=torch.optim.RMSprop, **SMALL).fit(X, y)
