@@ -136,13 +136,14 @@ def fit_evidence(net, dataset, *, fit_strength):
                                       noise if gaussian else None)
     else:
         # The loss fixes lambda / mean(beta): fit the noise with lambda tied to it.
+        laplace = None  # built once, refitted
         for _ in range(3 if gaussian else 1):
             scale = _scale(likelihood, n, noise)
             lam = {name: max(c * scale, _LAMBDA_FLOOR) for name, c in strengths.items()}
             laplace = fit_hyperparameters(
                 curvature, net.priors_, lam, noise if gaussian else None,
                 lambda_bounds=(min(lam.values()), max(lam.values())), fit_noise=gaussian,
-                max_iter=100 if gaussian else 0)
+                max_iter=100 if gaussian else 0, laplace=laplace)
             if gaussian:
                 noise = laplace.noise_variance.tolist()
     if gaussian:

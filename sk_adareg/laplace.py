@@ -501,7 +501,7 @@ def _precisions(priors, name):
 
 def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=None, *,
                         fit_noise=True, lambda_bounds=(1e-8, 1e8), noise_bounds=(1e-10, 1e10),
-                        max_iter=100, tol=1e-10):
+                        max_iter=100, tol=1e-10, laplace=None):
     """Maximize the Laplace evidence over the strengths (and noise variances) at fixed weights.
 
     The evidence is jointly concave in ``(log lambda_l, log sigma2_k)`` at
@@ -534,6 +534,11 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
     tol : float, default=1e-10
         Stop when the predicted increase of the log evidence (the Newton
         decrement) falls below ``tol``.
+    laplace : KroneckerLaplace, optional
+        A posterior built from this ``curvature`` and ``priors`` before, to
+        refit from the given starting values: its whitened factors and their
+        eigendecompositions are reused instead of computed again. It is
+        updated in place and returned.
 
     Returns
     -------
@@ -570,7 +575,14 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
     gaussian = isinstance(curvature, KFACCurvature) and curvature.likelihood == "gaussian"
     if gaussian and noise_variance is None:
         noise_variance = (curvature.sse / curvature.n_samples).clamp(*noise_bounds)
-    la = KroneckerLaplace(curvature, priors, reg_lambda, noise_variance)
+    if laplace is None:
+        la = KroneckerLaplace(curvature, priors, reg_lambda, noise_variance)
+    elif laplace.curvature is not curvature:
+        raise ValueError("laplace must have been built from the same curvature.")
+    else:
+        la = laplace
+        la.reg_lambda = _lambda_dict(reg_lambda, la.names)
+        la.noise_variance = _noise_tensor(noise_variance, curvature)
     fit_beta = gaussian and fit_noise
     n_layers = len(la.names)
     lam0 = la._lambdas()

@@ -657,3 +657,22 @@ def test_conv_factors_follow_the_expand_convention():
         G = torch.einsum("nphw,nqhw->pq", b, b) / n_positions
         np.testing.assert_allclose(curv.layers["conv.weight"].G[k].numpy(), G.numpy(),
                                    rtol=1e-12)
+
+
+def test_fit_hyperparameters_refits_a_laplace_of_the_same_curvature():
+    # Reusing a posterior's factorizations gives the fit of a fresh one, from the new start.
+    net = mlp(4)
+    X = torch.randn(25, 3, dtype=torch.float64)
+    y = torch.randn(25, 2, dtype=torch.float64)
+    curv = kfac(net, [(X, y)], NAMES)
+    priors = random_priors(net, NAMES, 4)
+    first = fit_hyperparameters(curv, priors, 1.0, [0.5, 0.5], fit_noise=False, max_iter=0)
+    fresh = fit_hyperparameters(curv, priors, 0.3, [2.0, 0.1])
+    again = fit_hyperparameters(curv, priors, 0.3, [2.0, 0.1], laplace=first)
+    assert again is first
+    assert again.reg_lambda == pytest.approx(fresh.reg_lambda, rel=1e-10)
+    np.testing.assert_allclose(again.noise_variance, fresh.noise_variance, rtol=1e-10)
+    assert again.log_evidence() == pytest.approx(fresh.log_evidence(), rel=1e-12)
+    other = kfac(net, [(X, y)], NAMES)
+    with pytest.raises(ValueError, match="same curvature"):
+        fit_hyperparameters(other, priors, 1.0, laplace=first)
