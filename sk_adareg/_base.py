@@ -4,7 +4,6 @@
 
 import contextlib
 import copy
-import functools
 import inspect
 import math
 from numbers import Integral, Real
@@ -92,7 +91,6 @@ def _incremental(net):
 _IMPLEMENTATION_OPTIONS = ("fused", "foreach", "differentiable", "capturable")
 
 
-@functools.cache
 def _fused_available(optimizer, device):
     """Whether ``optimizer(params, fused=True)`` works on ``device`` (torch's Adam, AdamW,
     SGD, ... since torch 2.4 on CPU): one kernel per step instead of several per weight,
