@@ -25,8 +25,7 @@ import pandas as pd
 import torch
 from _common import write_report
 from joblib import Parallel, delayed
-from multitarget import SARCOS_SIZES, SHARED, load_set, mulan_names, preprocessing, scores, split
-from sklearn.preprocessing import StandardScaler
+from multitarget import benchmark_sets, prepared, scores
 from threadpoolctl import threadpool_limits
 
 import sk_adareg.net
@@ -38,16 +37,14 @@ STARTS = (3e-3, 1.0)
 def run_one(name, rep, start, data):
     torch.set_num_threads(1)
     sk_adareg.net.AUTO_START = start  # the strength before the first evidence update
-    X, Y, nominal = data
-    train, test = split(name, X, Y, rep)
-    pre = preprocessing(X.shape[1], nominal).fit(X[train])
-    target = StandardScaler().fit(Y[train])
+    Y = data[1]
+    train, test, A_train, A_test, target = prepared(name, data, rep)
     model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all", max_epochs=200,
                                      random_state=rep)
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(pre.transform(X[train]), target.transform(Y[train]))
-        pred = target.inverse_transform(model.predict(pre.transform(X[test])))
+        model.fit(A_train, target.transform(Y[train]))
+        pred = target.inverse_transform(model.predict(A_test))
     r2, _ = scores(Y[test], pred, Y[train])
     lam = model.reg_lambda_
     return {"set": name, "rep": rep, "start": start, "r2": float(np.nanmean(r2)),
@@ -60,9 +57,7 @@ def main():
     parser.add_argument("--sets", nargs="+", default=None)
     parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    sets = mulan_names(SHARED / "mulan") + [f"sarcos{n}" for n in SARCOS_SIZES]
-    sets = [s for s in sets if args.sets is None or s in args.sets]
-    data = {s: load_set(s, SHARED / "mulan", SHARED / "sarcos_inv_test.mat") for s in sets}
+    sets, data = benchmark_sets(args.sets)
     rows = Parallel(n_jobs=args.n_jobs)(
         delayed(run_one)(s, rep, start, data[s])
         for s in sets for rep in range(args.repetitions) for start in STARTS)

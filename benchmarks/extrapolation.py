@@ -33,8 +33,7 @@ import pandas as pd
 import torch
 from _common import RESULTS, write_report
 from joblib import Parallel, delayed
-from multitarget import SARCOS_SIZES, SHARED, load_set, mulan_names, preprocessing, scores, split
-from sklearn.preprocessing import StandardScaler
+from multitarget import benchmark_sets, prepared, scores
 from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
@@ -48,11 +47,8 @@ EPOCHS = 60  # the protocol of multitarget.py
 
 def run_one(name, rep, method, data):
     torch.set_num_threads(1)
-    X, Y, nominal = data
-    train, test = split(name, X, Y, rep)
-    pre = preprocessing(X.shape[1], nominal).fit(X[train])
-    A_train, A_test = pre.transform(X[train]), pre.transform(X[test])
-    target = StandardScaler().fit(Y[train])
+    Y = data[1]
+    train, test, A_train, A_test, target = prepared(name, data, rep)
     model = AdaRegMultiTaskRegressor(max_epochs=EPOCHS, random_state=rep, **METHODS[method])
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -76,9 +72,7 @@ def main():
     parser.add_argument("--sets", nargs="+", default=None)
     parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    sets = mulan_names(SHARED / "mulan") + [f"sarcos{n}" for n in SARCOS_SIZES]
-    sets = [s for s in sets if args.sets is None or s in args.sets]
-    data = {s: load_set(s, SHARED / "mulan", SHARED / "sarcos_inv_test.mat") for s in sets}
+    sets, data = benchmark_sets(args.sets)
     rows = Parallel(n_jobs=args.n_jobs)(
         delayed(run_one)(s, rep, method, data[s])
         for s in sets for rep in range(args.repetitions) for method in METHODS)

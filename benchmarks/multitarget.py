@@ -124,6 +124,24 @@ def split(name, X, Y, rep):
     return train_test_split(np.arange(len(X)), test_size=TEST_FRACTION, random_state=rep)
 
 
+def benchmark_sets(only=None, folder=SHARED):
+    """The set names (the Mulan files in ``folder``, then SARCOS at each of
+    ``SARCOS_SIZES``), those in ``only`` if given, and each set's data by name."""
+    sets = mulan_names(folder / "mulan") + [f"sarcos{n}" for n in SARCOS_SIZES]
+    sets = [s for s in sets if only is None or s in only]
+    return sets, {s: load_set(s, folder / "mulan", folder / "sarcos_inv_test.mat") for s in sets}
+
+
+def prepared(name, data, rep):
+    """Repetition ``rep`` of a set: the train and test indices, the inputs preprocessed
+    on the training part, and the target scaler fitted there."""
+    X, Y, nominal = data
+    train, test = split(name, X, Y, rep)
+    pre = preprocessing(X.shape[1], nominal).fit(X[train])
+    return (train, test, pre.transform(X[train]), pre.transform(X[test]),
+            StandardScaler().fit(Y[train]))
+
+
 # --------------------------------------------------------------------------- methods
 
 

@@ -43,12 +43,10 @@ from multitarget import (
     load_set,
     make_method,
     mulan_names,
-    preprocessing,
+    prepared,
     scores,
-    split,
 )
 from scipy.stats import norm
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
@@ -73,11 +71,8 @@ Z90 = norm.ppf(0.95)
 
 def run_one(set_name, method, rep, data, settings):
     torch.set_num_threads(1)
-    X, Y, nominal = data
-    train, test = split(set_name, X, Y, rep)
-    pre = preprocessing(X.shape[1], nominal).fit(X[train])
-    A_train, A_test = pre.transform(X[train]), pre.transform(X[test])
-    target = StandardScaler().fit(Y[train])
+    Y = data[1]
+    train, test, A_train, A_test, target = prepared(set_name, data, rep)
     if METHODS[method] is None:
         model = make_method(method, A_train.shape[1], settings, rep)[0]
     else:
