@@ -16,16 +16,13 @@ Run from the repository root::
 Writes ``benchmarks/results/auto_start.md``.
 """
 
-import argparse
-import os
 import warnings
 
 import numpy as np
 import pandas as pd
 import torch
 from _common import write_report
-from joblib import Parallel, delayed
-from multitarget import benchmark_sets, prepared, scores
+from multitarget import prepared, run_over_sets, scores
 from threadpoolctl import threadpool_limits
 
 import sk_adareg.net
@@ -52,16 +49,7 @@ def run_one(name, rep, start, data):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sets", nargs="+", default=None)
-    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
-    args = parser.parse_args()
-    sets, data = benchmark_sets(args.sets)
-    rows = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_one)(s, rep, start, data[s])
-        for s in sets for rep in range(args.repetitions) for start in STARTS)
-    results = pd.DataFrame(rows)
+    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, STARTS)
     mean = results.groupby(["set", "start"])[["r2", "hidden", "output"]].mean().unstack()
     mean = mean.reindex(sets)
     table = pd.DataFrame({

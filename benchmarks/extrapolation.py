@@ -24,16 +24,12 @@ Run from the repository root::
 Writes ``benchmarks/results/extrapolation.{md,csv}``.
 """
 
-import argparse
-import os
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 from _common import RESULTS, write_report
-from joblib import Parallel, delayed
-from multitarget import benchmark_sets, prepared, scores
+from multitarget import prepared, run_over_sets, scores
 from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
@@ -67,16 +63,7 @@ def run_one(name, rep, method, data):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sets", nargs="+", default=None)
-    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
-    args = parser.parse_args()
-    sets, data = benchmark_sets(args.sets)
-    rows = Parallel(n_jobs=args.n_jobs)(
-        delayed(run_one)(s, rep, method, data[s])
-        for s in sets for rep in range(args.repetitions) for method in METHODS)
-    results = pd.DataFrame(rows)
+    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, METHODS)
     RESULTS.mkdir(exist_ok=True)
     results.to_csv(RESULTS / "extrapolation.csv", index=False)
     first = results[results["method"] == next(iter(METHODS))]

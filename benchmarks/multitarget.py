@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from _common import RESULTS, completed, run_and_save
 from _multitarget_report import report
-from joblib import delayed
+from joblib import Parallel, delayed
 from scipy.optimize import fmin_l_bfgs_b
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
@@ -130,6 +130,24 @@ def benchmark_sets(only=None, folder=SHARED):
     sets = mulan_names(folder / "mulan") + [f"sarcos{n}" for n in SARCOS_SIZES]
     sets = [s for s in sets if only is None or s in only]
     return sets, {s: load_set(s, folder / "mulan", folder / "sarcos_inv_test.mat") for s in sets}
+
+
+def run_over_sets(description, run_one, variants):
+    """The command line of a per-set study: ``--repetitions``, ``--sets``, ``--n-jobs``.
+
+    Runs ``run_one(set, rep, variant, data)`` for every set, repetition and variant, in
+    parallel; returns the arguments, the set names and the rows as a DataFrame.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--sets", nargs="+", default=None)
+    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    sets, data = benchmark_sets(args.sets)
+    rows = Parallel(n_jobs=args.n_jobs)(
+        delayed(run_one)(s, rep, variant, data[s])
+        for s in sets for rep in range(args.repetitions) for variant in variants)
+    return args, sets, pd.DataFrame(rows)
 
 
 def prepared(name, data, rep):
