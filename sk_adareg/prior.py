@@ -11,6 +11,7 @@ hyperparameters).
 import functools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,25 +19,18 @@ from ._params import PAPER_DEFAULTS, check_params
 
 __all__ = ["MatrixNormalPrior", "PriorCollection", "inv_threshold"]
 
-# The unit-mean shift is found by a vectorised search: each round evaluates
-# _GRID - 1 shifts inside the bracket at once and keeps the sub-interval with
-# the crossing, so _ROUNDS rounds shrink it by _GRID**_ROUNDS = 2**102, far
-# below float64 resolution, with no data-dependent stopping test (and so no
-# host synchronisation on CUDA) and far fewer steps than a bisection.
-_GRID = 64
-_ROUNDS = 17
-
-
 def _clipped_inverse(r, m, u, v, shift=0.0):
     """T[u,v](m / (r + shift)), with a non-positive denominator mapped to v.
 
     A zero (or negative) curvature ``r + shift`` means the subproblem's
     objective decreases without bound along that eigenvector, so the
-    constrained minimiser sits at the upper bound ``v``.
+    constrained minimiser sits at the upper bound ``v``. ``r`` is a tensor
+    or a numpy array.
     """
+    xp = np if isinstance(r, np.ndarray) else torch
     denom = r + shift
-    safe = torch.where(denom > 0, denom, torch.ones_like(denom))
-    return torch.where(denom > 0, (m / safe).clamp(u, v), torch.full_like(denom, v))
+    positive = denom > 0
+    return xp.where(positive, (m / xp.where(positive, denom, 1.0)).clip(u, v), v)
 
 
 def _unit_mean_eigenvalues(r, m, u, v):
@@ -49,22 +43,52 @@ def _unit_mean_eigenvalues(r, m, u, v):
     over ``u I <= Omega <= v I`` with the extra linear constraint
     ``Tr(Omega) = size``, whose multiplier ``mu`` shifts every eigenvalue of
     ``Delta'``. The mean of the clipped values is continuous and
-    non-increasing in ``mu``, equal to ``v`` at ``mu_lo`` and to ``u`` at
-    ``mu_hi``, so a bracketing search finds the root. A zero ``Delta`` (no information)
+    non-increasing in ``mu``, equal to ``v`` at the smallest of the shifts
+    where a value leaves a bound and to ``u`` at the largest. A bisection over
+    those sorted shifts finds the interval of the root, where the set of
+    values inside ``(u, v)`` is fixed; there the mean is convex and
+    decreasing in ``mu``, and Newton's method from the interval's left end
+    converges to the root monotonically. A zero ``Delta`` (no information)
     gives the identity.
+
+    The search runs on the host in float64 (a few dozen operations on a
+    vector of the size of the layer, once per precision update): it costs a
+    small fraction of the eigendecomposition, where a search in tensor
+    operations cost more than it.
     """
-    mean = r.mean()
-    r = torch.where(mean > 0, r * m / torch.where(mean > 0, mean, 1.0), r)
-    lo = (m / v - r.max()).reshape(1)
-    hi = (m / u - r.min()).reshape(1)
-    fractions = torch.linspace(0, 1, _GRID + 1, dtype=r.dtype, device=r.device)
-    for _ in range(_ROUNDS):
-        points = lo + (hi - lo) * fractions  # lo, interior shifts, hi
-        means = _clipped_inverse(r, m, u, v, points[1:-1, None]).mean(dim=1)
-        # The mean is non-increasing in the shift: the shifts above 1 come first.
-        k = (means > 1.0).sum().reshape(1)
-        lo, hi = points.index_select(0, k), points.index_select(0, k + 1)
-    return _clipped_inverse(r, m, u, v, (lo + hi) / 2)
+    x = r.detach().cpu().numpy().astype(np.float64)
+    mean = x.mean()
+    if mean > 0:
+        x = x * m / mean
+    size = len(x)
+    shifts = np.sort(np.concatenate([m / v - x, m / u - x]))
+
+    def excess(shift):  # size * (mean - 1) at the shift
+        return _clipped_inverse(x, m, u, v, shift).sum() - size
+
+    lo, hi = 0, len(shifts) - 1  # excess >= 0 at shifts[lo], <= 0 at shifts[hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if excess(shifts[mid]) >= 0:
+            lo = mid
+        else:
+            hi = mid
+    left, right = shifts[lo], shifts[hi]
+    inside = (m / v - x <= left) & (m / u - x >= right)
+    shift = left
+    if inside.any():
+        free = x[inside]
+        # The values at a bound stay there on the interval; the free ones must make up the rest.
+        target = size - v * np.count_nonzero(m / v - x >= right) \
+            - u * np.count_nonzero(m / u - x <= left)
+        for _ in range(100):
+            terms = m / (free + shift)
+            step = (terms.sum() - target) / (terms ** 2).sum() * m
+            if not step > 4 * np.finfo(np.float64).eps * max(abs(shift), m / v):
+                break
+            shift = min(shift + step, right)
+    values = _clipped_inverse(x, m, u, v, shift)
+    return torch.as_tensor(values, dtype=torch.float64).to(r.device)
 
 
 def _inv_threshold_eigh(delta, m, u, v, unit_mean=False):
@@ -117,7 +141,7 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
         first rescale ``delta`` so that ``delta / m`` has unit mean
         eigenvalue, then also constrain the mean eigenvalue of the result to
         1: the eigenvalues become ``T[u,v](m / (r' + mu))`` with ``r'`` the
-        rescaled spectrum and the scalar ``mu`` found by a bracketing search. The result
+        rescaled spectrum and the scalar ``mu`` the root of the mean (found exactly). The result
         is invariant to the scale of ``delta``. Needs ``u <= 1 <= v``.
 
     Returns
@@ -148,23 +172,45 @@ def inv_threshold(delta, m, u, v, *, unit_mean=False):
     return _inv_threshold_eigh(delta, m, u, v, unit_mean)[0]
 
 
-def _cached(module, slot, names, compute):
+def _cached(module, slot, names, compute, extra=None):
     """``compute(buffers)`` of the buffers ``names`` of ``module``, once per change.
 
     The value is kept under ``slot`` until a buffer is replaced (``.to(device)``,
-    loading) or written in place (its version counter moves), and never pickled.
+    loading), written in place (its version counter moves) or given other
+    storage, or ``extra`` (a hashable that ``compute`` depends on) changes; it
+    is never pickled. The entry holds the buffers it was computed from, so
+    that a replaced buffer is never mistaken for a new one at the same address.
     """
     # Buffers live in the module's _buffers: read there, not through nn.Module.__getattr__.
     buffers = [module._buffers[name] for name in names]
-    key = [(b.data_ptr(), b._version, b.device) for b in buffers]
     cache = module.__dict__.setdefault("_cast_cache", {})
     entry = cache.get(slot)
-    if entry is None or entry[0] != key:
-        entry = cache[slot] = (key, compute(buffers))
-    return entry[1]
+    if entry is not None and entry[0] == extra and all(
+            b is held and b._version == version and b.data_ptr() == pointer
+            for b, (held, version, pointer) in zip(buffers, entry[1], strict=True)):
+        return entry[2]
+    stamps = [(b, b._version, b.data_ptr()) for b in buffers]
+    value = compute(buffers)
+    cache[slot] = (extra, stamps, value)
+    return value
 
 
 _PRECISIONS = ("row_precision", "column_precision")
+
+
+def _parameter(module, path):
+    """``module.get_parameter(".".join(path))`` without its checks: a per-batch lookup.
+
+    Reads the modules' own dictionaries, as ``nn.Module.__getattr__`` does,
+    with a fallback to attribute access for anything stored elsewhere.
+    """
+    owner = module
+    try:
+        for name in path[:-1]:
+            owner = owner._modules[name]
+        return owner._parameters[path[-1]]
+    except KeyError:
+        return functools.reduce(getattr, path, module)
 
 
 def _cast(module, names, dtype):
@@ -626,29 +672,32 @@ class PriorCollection(nn.Module):
         penalty : torch.Tensor
             ``scale * penalty(module)``, a scalar without gradient.
         """
-        values, factors = [], None
-        for i, (path, prior) in enumerate(zip(self._paths(), self.priors, strict=True)):
-            weight = functools.reduce(getattr, path, module)  # get_parameter, without checks
+        # Host copies of the strengths, read once per change (no per-batch synchronisation).
+        strengths = (_cached(self, "strength_values", ("strengths",),
+                             lambda buffers: buffers[0].tolist())
+                     if use_strengths else [1.0] * len(self.priors))
+        total = None
+        for path, prior, strength in zip(self._paths(), self.priors, strengths, strict=True):
+            weight = _parameter(module, path)
             # The products are the gradient: on the detached weight, autograd records nothing.
-            w = weight.detach().reshape(prior.shape)
-            omega_r, omega_c = _cast(prior, _PRECISIONS, w.dtype)
-            g = omega_r @ w @ omega_c
-            values.append(torch.vdot(g.view(-1), w.reshape(-1)))
-            if not weight.requires_grad:
-                continue
-            if weight.grad is None:
-                weight.grad = torch.zeros_like(weight)
-            if not use_strengths:
-                weight.grad.add_(g.view(weight.shape), alpha=2 * scale)
-                continue
-            if factors is None:
-                (strengths,) = _cast(self, ("strengths",), w.dtype)
-                factors = strengths * (2 * scale)
-            weight.grad.add_(g.view(weight.shape) * factors[i])
-        total = values[0] if len(values) == 1 else torch.stack(values)
-        if use_strengths:
-            total = total * _cast(self, ("strengths",), total.dtype)[0]
-        return (total if total.ndim == 0 else total.sum()) * scale
+            w = weight.detach()
+            if w.shape != prior.shape:  # a convolution's kernel, as a matrix
+                w = w.reshape(prior.shape)
+            factor = scale * strength
+            # The factor rides on the cached Omega_c: no per-batch scaling.
+            omega_r, scaled_c = _cached(
+                prior, ("scaled", w.dtype), _PRECISIONS,
+                lambda buffers, dtype=w.dtype, factor=factor: (
+                    buffers[0].to(dtype), (factor * buffers[1]).to(dtype)),
+                extra=factor)
+            g = omega_r @ w @ scaled_c
+            value = torch.vdot(g.view(-1), w.reshape(-1))
+            total = value if total is None else total + value
+            if weight.requires_grad:
+                if weight.grad is None:
+                    weight.grad = torch.zeros_like(weight)
+                weight.grad.add_(g.view(weight.shape), alpha=2.0)
+        return total
 
     def penalty(self, module):
         """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.

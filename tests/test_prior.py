@@ -8,10 +8,16 @@ import pickle
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.optimize
 import torch
 from scipy.stats import matrix_normal
 
-from sk_adareg.prior import MatrixNormalPrior, PriorCollection, inv_threshold
+from sk_adareg.prior import (
+    MatrixNormalPrior,
+    PriorCollection,
+    _unit_mean_eigenvalues,
+    inv_threshold,
+)
 
 
 def random_precision(rng, size, u, v, unit_mean=False):
@@ -184,6 +190,30 @@ def test_unit_mean_update_is_the_constrained_minimiser(p, d):
     assert_minimises(omega_r, normalized(w @ omega_c_old @ w.T, d), d, u, v, rng,
                      unit_mean=True)
     assert_minimises(omega_c, normalized(w.T @ omega_r @ w, p), p, u, v, rng, unit_mean=True)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_unit_mean_shift_is_the_root_scipy_finds(seed):
+    """The shift ``mu`` of the unit-mean eigenvalues against scipy's brentq on the mean."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 150))
+    r = np.zeros(size)
+    rank = int(rng.integers(0, size + 1))  # rank-deficient scatters included
+    r[:rank] = rng.gamma(0.5, 1.0, rank) * 10.0 ** rng.uniform(-4, 4)
+    m, u, v = float(rng.integers(1, 300)), 10.0 ** rng.uniform(-3, 0), 10.0 ** rng.uniform(0, 3)
+    values = _unit_mean_eigenvalues(torch.as_tensor(r), m, u, v).numpy()
+    x = r * m / r.mean() if r.mean() > 0 else r
+
+    def mean_minus_one(shift):
+        denom = x + shift
+        return np.where(denom > 0, np.clip(m / np.where(denom > 0, denom, 1.0), u, v),
+                        v).mean() - 1.0
+
+    shift = scipy.optimize.brentq(mean_minus_one, m / v - x.max(), m / u - x.min(),
+                                  xtol=1e-14, rtol=4 * np.finfo(float).eps)
+    expected = np.where(x + shift > 0, np.clip(m / np.maximum(x + shift, 1e-300), u, v), v)
+    assert values.mean() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(values, expected, rtol=1e-9, atol=1e-12 * v)
 
 
 @pytest.mark.parametrize("precision_scale, invariant", [("unit_mean", True), ("learned", False)])
