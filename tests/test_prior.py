@@ -386,9 +386,22 @@ def test_penalty_casts_are_cached_and_follow_every_change():
             @ net.get_parameter(n).detach().double().T))
             for s, (n, p) in zip(priors.strengths, priors.items(), strict=True))
 
+    def gradients_match():
+        # The per-batch gradient path (its own cached, scaled casts) against autograd.
+        for p in net.parameters():
+            p.grad = None
+        value = priors.add_penalty_gradients(net, 0.3)
+        added = [net.get_parameter(n).grad.clone() for n in priors.names]
+        for p in net.parameters():
+            p.grad = None
+        (0.3 * priors.penalty(net)).backward()
+        for name, grad in zip(priors.names, added, strict=True):
+            torch.testing.assert_close(grad, net.get_parameter(name).grad, rtol=1e-5, atol=1e-7)
+        return float(value) == pytest.approx(0.3 * fresh(), rel=1e-5)
+
     def casts():
         slot = (torch.float32, "row_precision", "column_precision")
-        return priors["2.weight"].__dict__["_cast_cache"][slot][1]
+        return priors["2.weight"].__dict__["_cast_cache"][slot][-1]
 
     priors.penalty(net)
     cached = casts()
@@ -396,13 +409,21 @@ def test_penalty_casts_are_cached_and_follow_every_change():
     assert casts() is cached  # no new cast
     priors.diagnostics(net)  # a float64 reading between batches keeps the float32 casts
     assert casts() is cached
+    assert gradients_match()
     priors.update(net)                                      # in-place precision update
     assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    assert gradients_match()
     priors.set_strengths({"0.weight": 2.0, "2.weight": 0.5})
     assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    assert gradients_match()
     state = {k: v * 2 for k, v in priors.state_dict().items()}
     priors.load_state_dict(state)
     assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    assert gradients_match()
+    prior = priors["2.weight"]  # a buffer replaced by another tensor
+    prior.column_precision = 3.0 * torch.eye(4, dtype=torch.float64)
+    assert float(priors.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
+    assert gradients_match()
     restored = pickle.loads(pickle.dumps(priors))
     assert "_cast_cache" not in restored.__dict__
     assert "_cast_cache" not in restored["2.weight"].__dict__
