@@ -5,7 +5,10 @@ collates the rows of every batch: for the small tabular data this package is
 for, that costs more than the network's own step. The estimators' data are
 in-memory arrays, so they are taken as tensors once per epoch (no copy) and
 cut into batches by indexing. A sparse ``X`` (scipy CSR) is densified batch
-by batch, never whole.
+by batch, never whole. Unlike ``DataLoader``, which draws a seed from torch's
+global generator every time it is iterated, the batches draw random numbers
+only to shuffle: a net's ``predict`` inside a training callback leaves the
+later epochs' shuffling as it was.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -70,12 +73,14 @@ class _ArrayBatches:
 
     ``X`` may be a scipy sparse matrix (CSR, for fast row indexing): each batch is
     densified on its own. With ``sample_weight``, a batch's target is
-    ``WeightedTarget(y[idx], sample_weight[idx])``.
+    ``WeightedTarget(y[idx], sample_weight[idx])``. Without ``y`` (prediction) it
+    is skorch's placeholder, as ``DataLoader`` collates it: zeros of shape
+    ``(batch, 1)``.
     """
 
     def __init__(self, X, y, batch_size, shuffle, drop_last, sample_weight=None):
         self.X = X if scipy.sparse.issparse(X) else torch.as_tensor(X)
-        self.y = torch.as_tensor(y)
+        self.y = None if y is None else torch.as_tensor(y)
         self.w = None if sample_weight is None else torch.as_tensor(sample_weight)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
 
@@ -91,25 +96,30 @@ class _ArrayBatches:
             rows = slice(k * self.batch_size, (k + 1) * self.batch_size)
             if order is not None:
                 rows = order[rows]
-            y = self.y[rows] if self.w is None else WeightedTarget(self.y[rows], self.w[rows])
             if scipy.sparse.issparse(self.X):
-                X = self.X[rows.numpy() if order is not None else rows]
-                yield torch.from_numpy(dense(X)), y
+                X = torch.from_numpy(dense(self.X[rows.numpy() if order is not None else rows]))
             else:
-                yield self.X[rows], y
+                X = self.X[rows]
+            if self.y is None:
+                y = torch.zeros(X.shape[0], 1)
+            elif self.w is None:
+                y = self.y[rows]
+            else:
+                y = WeightedTarget(self.y[rows], self.w[rows])
+            yield X, y
 
 
 def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs):
     """skorch's ``iterator_train``/``iterator_valid`` for in-memory arrays.
 
-    A skorch ``Dataset`` of a numpy array, tensor or scipy sparse ``X`` with a
-    target is cut into batches by indexing; anything else (other datasets, a missing target,
-    DataLoader options such as ``num_workers``) goes to torch's ``DataLoader``.
+    A skorch ``Dataset`` of a numpy array, tensor or scipy sparse ``X``, with an
+    array target or none, is cut into batches by indexing; anything else (other
+    datasets, DataLoader options such as ``num_workers``) goes to torch's ``DataLoader``.
     """
     arrays = np.ndarray | torch.Tensor
     weighted = type(dataset) is WeightedDataset
     if (not kwargs and type(dataset) in (Dataset, WeightedDataset)
-            and isinstance(dataset.y, arrays)
+            and (dataset.y is None or isinstance(dataset.y, arrays))
             and (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
         return _ArrayBatches(dataset.X, dataset.y, batch_size, shuffle, drop_last,
                              dataset.sample_weight if weighted else None)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
@@ -39,9 +40,38 @@ def test_shuffled_batches_cover_every_row_once_and_follow_the_torch_seed():
         assert torch.equal(Xb[:, 0], 3 * yb.float())
 
 
+def test_batches_without_a_target_are_dataloaders_and_draw_no_random_number():
+    X, _ = arrays(10)
+    ours = list(batch_loader(Dataset(X, None), batch_size=4))
+    theirs = list(DataLoader(Dataset(X, None), batch_size=4))
+    assert len(ours) == len(theirs) == 3
+    for (Xa, ya), (Xb, yb) in zip(ours, theirs, strict=True):
+        assert torch.equal(Xa, Xb) and torch.equal(ya, yb)  # skorch's placeholder target
+    # DataLoader draws a seed from the global generator at every iteration; the batches do not.
+    state = torch.get_rng_state()
+    list(batch_loader(Dataset(X, None), batch_size=4))
+    assert torch.equal(torch.get_rng_state(), state)
+    list(DataLoader(Dataset(X, None), batch_size=4))
+    assert not torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_net_predicting_inside_a_training_callback_trains_as_without_it():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(40, 2))
+
+    class Predicts(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            net.predict(X[:5])
+
+    def fit(callbacks):
+        return AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=4, batch_size=8,
+                                        random_state=0, callbacks=callbacks).fit(X, y)
+
+    np.testing.assert_array_equal(fit(None).predict(X), fit([Predicts()]).predict(X))
+
+
 def test_other_datasets_and_dataloader_options_go_to_torch():
     X, y = arrays()
-    assert isinstance(batch_loader(Dataset(X, None), batch_size=4), DataLoader)
     assert isinstance(batch_loader(Dataset(X, y), batch_size=4, num_workers=0), DataLoader)
     assert isinstance(batch_loader(torch.utils.data.TensorDataset(torch.from_numpy(X)),
                                    batch_size=4), DataLoader)
