@@ -7,7 +7,8 @@ generalizes better. This fits ``AdaRegMultiTaskRegressor(reg_lambda="auto",
 adareg_layers="all")`` for 200 epochs (the estimators' default) on the sets, splits and
 preprocessing of ``multitarget.py`` and records, at every evidence update, the log
 evidence per training row and the test R² of the network at that epoch (a diagnostic:
-nothing is chosen on the test part). Beside it, the largest excess kurtosis of a
+nothing is chosen on the test part, and the recording leaves the fits as they are without
+it). Beside it, the largest excess kurtosis of a
 target on the training part: how heavy the targets' tails are.
 
 Run from the repository root::
@@ -30,13 +31,18 @@ from skorch.callbacks import Callback
 from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
+from sk_adareg._batches import chunked_forward
 
 EPOCHS = 200
 SHOWN = (20, 60, 100, 200)  # the epochs of the table (evidence updates)
 
 
 class TestOutputs(Callback):
-    """At each evidence update: the epoch, the log evidence and the net's raw test outputs."""
+    """At each evidence update: the epoch, the log evidence and the net's raw test outputs.
+
+    The outputs come from ``chunked_forward``: in large chunks, and drawing no random
+    number, so that the later epochs shuffle as they would without the recording.
+    """
 
     def __init__(self, X_test):
         self.X_test = X_test
@@ -48,7 +54,8 @@ class TestOutputs(Callback):
     def on_epoch_end(self, net, **kwargs):
         evidence = net.history[-1].get("log_evidence")
         if evidence is not None:
-            self.records_.append((len(net.history), evidence, net.predict(self.X_test)))
+            outputs = chunked_forward(net.module_, self.X_test, net.device)
+            self.records_.append((len(net.history), evidence, outputs))
 
 
 def run_one(name, rep, _, data):
@@ -92,12 +99,13 @@ def main():
     agree = ((gain > 0) == (change > 0)).groupby("set").mean().reindex(sets)
     table["fits where evidence and R² moved together, 60 to 200"] = agree
     misled = int(((gain > 0) & (change < -0.05)).sum())
+    rose = int((gain > 0).sum())
     body = (f"`reg_lambda=\"auto\"`, all layers, {EPOCHS} epochs, {args.repetitions} "
             "repetitions; means over the repetitions of the log evidence per training row and "
             "of the test R² at the evidence updates of the shown epochs.\n\n"
             + table.to_markdown(floatfmt=".3f")
-            + f"\n\nFits whose evidence rose from epoch 60 to {EPOCHS} while their test R² "
-            f"fell by more than 0.05: {misled} of {len(gain)}.")
+            + f"\n\nFits whose evidence rose from epoch 60 to {EPOCHS}: {rose} of {len(gain)}; "
+            f"of them, fits whose test R² fell by more than 0.05: {misled}.")
     print(body)
     write_report("evidence_trace", body)
 
