@@ -16,14 +16,11 @@ Run from the repository root::
 Writes ``benchmarks/results/auto_start.md``.
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import torch
 from _common import write_report
-from multitarget import prepared, run_over_sets, scores
-from threadpoolctl import threadpool_limits
+from multitarget import fit_and_score, prepared, run_over_sets
 
 import sk_adareg.net
 from sk_adareg import AdaRegMultiTaskRegressor
@@ -34,15 +31,9 @@ STARTS = (3e-3, 1.0)
 def run_one(name, rep, start, data):
     torch.set_num_threads(1)
     sk_adareg.net.AUTO_START = start  # the strength before the first evidence update
-    Y = data[1]
-    train, test, A_train, A_test, target = prepared(name, data, rep)
     model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all", max_epochs=200,
                                      random_state=rep)
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(A_train, target.transform(Y[train]))
-        pred = target.inverse_transform(model.predict(A_test))
-    r2, _ = scores(Y[test], pred, Y[train])
+    r2 = fit_and_score(model, data[1], prepared(name, data, rep))
     lam = model.reg_lambda_
     return {"set": name, "rep": rep, "start": start, "r2": float(np.nanmean(r2)),
             "hidden": lam[next(iter(lam))], "output": lam[model.adareg_layers_[-1]]}

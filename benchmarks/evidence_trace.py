@@ -19,16 +19,13 @@ Run from the repository root::
 Writes ``benchmarks/results/evidence_trace.md``.
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import torch
 from _common import write_report
-from multitarget import prepared, run_over_sets, scores
+from multitarget import fit_and_score, prepared, run_over_sets, scores
 from scipy.stats import kurtosis
 from skorch.callbacks import Callback
-from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
 from sk_adareg._batches import chunked_forward
@@ -61,14 +58,13 @@ class TestOutputs(Callback):
 def run_one(name, rep, _, data):
     torch.set_num_threads(1)
     Y = data[1]
-    train, test, A_train, A_test, target = prepared(name, data, rep)
+    split = prepared(name, data, rep)
+    train, test, _, A_test, target = split
     trace = TestOutputs(A_test.astype(np.float32))
     model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
                                      max_epochs=EPOCHS, random_state=rep,
                                      callbacks=[("test_outputs", trace)])
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(A_train, target.transform(Y[train]))
+    fit_and_score(model, Y, split)
     rows = []
     for epoch, evidence, raw in trace.records_:
         # The net predicts in the estimator's internal target units.

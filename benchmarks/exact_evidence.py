@@ -21,14 +21,12 @@ Writes ``benchmarks/results/exact_evidence.md``.
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
 from _common import write_report
-from multitarget import prepared, run_over_sets, scores
+from multitarget import fit_and_score, prepared, run_over_sets
 from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
 from sk_adareg import AdaRegMultiTaskRegressor
 from sk_adareg._evidence import map_curvature
@@ -99,18 +97,15 @@ class ExactEvidence:
 def run_one(name, rep, _, data):
     torch.set_num_threads(1)
     Y = data[1]
-    train, test, A_train, A_test, target = prepared(name, data, rep)
+    split = prepared(name, data, rep)
+    train, _, A_train, _, target = split
     hidden = 100  # the estimators' default network
     weights = A_train.shape[1] * hidden + hidden * Y.shape[1]
     if weights > MAX_PARAMETERS:
         return {"set": name, "rep": rep, "weights": weights}  # too large: left out
     model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
                                      max_epochs=EPOCHS, random_state=rep)
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(A_train, target.transform(Y[train]))
-        pred = target.inverse_transform(model.predict(A_test))
-    r2, _ = scores(Y[test], pred, Y[train])
+    r2 = fit_and_score(model, Y, split)
     net = model.net_
     curvature, lam_kfac, noise = model._posterior_
     curvature = map_curvature(curvature, torch.as_tensor)
