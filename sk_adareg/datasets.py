@@ -544,9 +544,9 @@ def fetch_mulan(
     ``fetch_mulan("enb", data_home="../shared/data/mulan")``. Any file used,
     downloaded or not, must have the expected SHA-256.
 
-    =====  =======  ======  =======  ============================
+    ====== =======  ======  =======  ===============================
     name   samples  inputs  targets  notes
-    =====  =======  ======  =======  ============================
+    ====== =======  ======  =======  ===============================
     andro  49       30      6        sea-water quality
     atp1d  337      411     6        airline ticket prices
     atp7d  296      411     6        airline ticket prices
@@ -561,7 +561,7 @@ def fetch_mulan(
     sf2    1066     10      3        solar flares; nominal inputs
     slump  103      7       3        concrete slump
     wq     1060     16      14       river water quality
-    =====  =======  ======  =======  ============================
+    ====== =======  ======  =======  ===============================
 
     Parameters
     ----------
