@@ -182,8 +182,12 @@ def _cached(module, slot, names, compute, extra=None):
     that a replaced buffer is never mistaken for a new one at the same address.
     """
     # Buffers live in the module's _buffers: read there, not through nn.Module.__getattr__.
-    buffers = [module._buffers[name] for name in names]
-    cache = module.__dict__.setdefault("_cast_cache", {})
+    return _cached_on(module, slot, [module._buffers[name] for name in names], compute, extra)
+
+
+def _cached_on(owner, slot, buffers, compute, extra=None):
+    """:func:`_cached` of any ``buffers`` (a list of tensors), kept in ``owner``'s cache."""
+    cache = owner.__dict__.setdefault("_cast_cache", {})
     entry = cache.get(slot)
     if entry is not None and entry[0] == extra and all(
             b is held and b._version == version and b.data_ptr() == pointer
@@ -672,32 +676,45 @@ class PriorCollection(nn.Module):
         penalty : torch.Tensor
             ``scale * penalty(module)``, a scalar without gradient.
         """
-        # Host copies of the strengths, read once per change (no per-batch synchronisation).
-        strengths = (_cached(self, "strength_values", ("strengths",),
-                             lambda buffers: buffers[0].tolist())
-                     if use_strengths else [1.0] * len(self.priors))
+        weights = [_parameter(module, path) for path in self._paths()]
+        factors = self._penalty_factors(tuple(w.dtype for w in weights), scale, use_strengths)
         total = None
-        for path, prior, strength in zip(self._paths(), self.priors, strengths, strict=True):
-            weight = _parameter(module, path)
+        for weight, (omega_r, scaled_c, shape) in zip(weights, factors, strict=True):
             # The products are the gradient: on the detached weight, autograd records nothing.
             w = weight.detach()
-            if w.shape != prior.shape:  # a convolution's kernel, as a matrix
-                w = w.reshape(prior.shape)
-            factor = scale * strength
-            # The factor rides on the cached Omega_c: no per-batch scaling.
-            omega_r, scaled_c = _cached(
-                prior, ("scaled", w.dtype), _PRECISIONS,
-                lambda buffers, dtype=w.dtype, factor=factor: (
-                    buffers[0].to(dtype), (factor * buffers[1]).to(dtype)),
-                extra=factor)
+            matrix = w.shape == shape
+            if not matrix:  # a convolution's kernel, as a matrix
+                w = w.reshape(shape)
             g = omega_r @ w @ scaled_c
             value = torch.vdot(g.view(-1), w.reshape(-1))
             total = value if total is None else total + value
             if weight.requires_grad:
                 if weight.grad is None:
                     weight.grad = torch.zeros_like(weight)
-                weight.grad.add_(g.view(weight.shape), alpha=2.0)
+                weight.grad.add_(g if matrix else g.view(weight.shape), alpha=2.0)
         return total
+
+    def _penalty_factors(self, dtypes, scale, use_strengths):
+        """Per prior: ``Omega_r`` and ``scale * strength * Omega_c`` in ``dtypes``, and its shape.
+
+        The factors of :meth:`add_penalty_gradients`, computed once per change of
+        a precision, a strength, ``scale`` or a dtype (the strengths are read to
+        the host then, not at every batch); checking for a change is all the
+        per-batch work. The strength rides on ``Omega_c``: no per-batch scaling.
+        """
+        buffers = [self._buffers["strengths"]]
+        for prior in self.priors:
+            buffers += [prior._buffers[name] for name in _PRECISIONS]
+
+        def compute(buffers):
+            strengths = buffers[0].tolist() if use_strengths else [1.0] * len(self.priors)
+            return [(omega_r.to(dtype), (scale * strength * omega_c).to(dtype), prior.shape)
+                    for prior, strength, dtype, omega_r, omega_c in zip(
+                        self.priors, strengths, dtypes, buffers[1::2], buffers[2::2],
+                        strict=True)]
+
+        return _cached_on(self, "penalty factors", buffers, compute,
+                          extra=(scale, use_strengths, dtypes))
 
     def penalty(self, module):
         """The priors' penalties on the weights of ``module``, summed with :attr:`strengths`.
