@@ -430,3 +430,5 @@ def test_penalty_casts_are_cached_and_follow_every_change():
     assert float(restored.penalty(net)) == pytest.approx(fresh(), rel=1e-5)
     net.double()  # another dtype: a new cast
     assert priors.penalty(net).dtype == torch.float64
+    assert priors.add_penalty_gradients(net, 0.3).dtype == torch.float64
+    assert gradients_match()
