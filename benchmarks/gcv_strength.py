@@ -39,13 +39,12 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS, write_report
-from multitarget import fit_and_score, prepared, run_over_sets, scores
+from _common import write_report
+from _strength_study import comparison, fit_variant
+from multitarget import run_over_sets
 from skorch.callbacks import Callback
 from skorch.utils import to_tensor
-from uncertainty import best_cv_neural
 
-from sk_adareg import AdaRegMultiTaskRegressor
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
 GRID = np.logspace(-6, 8, 57)  # strengths in the units of 1/2 SSE + 1/2 lambda penalty
@@ -125,21 +124,12 @@ class GCVStrength(Callback):
 
 
 def run_one(name, rep, variant, data):
-    torch.set_num_threads(1)
     criterion, epochs = variant
     callbacks = ([] if criterion == "evidence" else
                  [("gcv", GCVStrength("joint" if "joint" in criterion else "coordinate"))])
-    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
-                                     max_epochs=epochs, random_state=rep, callbacks=callbacks)
-    split = prepared(name, data, rep)
-    train, test, A_train, A_test, target = split
-    Y = data[1]
-    r2 = float(np.nanmean(fit_and_score(model, Y, split)))
+    model, r2, r2_clipped = fit_variant(name, rep, data, epochs, callbacks)
     # The strengths in force during training (the end-of-fit evidence refit changes no weight).
     strengths = dict(model.net_.callbacks_)["gcv"].lambdas_ if callbacks else None
-    clipped = np.clip(A_test, A_train.min(axis=0), A_train.max(axis=0))
-    pred = target.inverse_transform(model.predict(clipped))
-    r2_clipped = float(np.nanmean(scores(Y[test], pred, Y[train])[0]))
     return {"set": name, "rep": rep, "criterion": criterion, "epochs": epochs, "r2": r2,
             "r2_clipped": r2_clipped,
             "edge": None if strengths is None else int(any(
@@ -148,21 +138,8 @@ def run_one(name, rep, variant, data):
 
 def main():
     args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, VARIANTS)
-    results["variant"] = results["criterion"] + ", " + results["epochs"].astype(str) + " ep."
-    order = [f"{c}, {e} ep." for c, e in VARIANTS]
-    table = results.pivot_table(index="set", columns="variant", values="r2").reindex(
-        index=sets, columns=order)
-    reference = best_cv_neural(sets, args.repetitions)
-    peers = pd.read_csv(RESULTS / "multitarget.csv")
-    gp = peers[(peers["method"] == "GaussianProcess") & (peers["rep"] < args.repetitions)]
-    table["best CV neural (60 ep.)"] = reference["best CV neural"]
-    table["GaussianProcess"] = gp.groupby("set")["r2"].mean().reindex(sets)
-    means = table.mean()
-    table.loc["mean over sets"] = means
-    clipped = results.groupby(["variant", "set"])["r2_clipped"].mean().groupby(
-        "variant").mean().reindex(order)
-    below = {v: [s for s in sets if table.loc[s, v] < table.loc[s, "best CV neural (60 ep.)"]
-                 - 0.01] for v in order}
+    table, clipped, below = comparison(results, sets, args.repetitions, VARIANTS)
+    order = list(clipped.index)
     edges = results.dropna(subset=["edge"]).groupby("variant")["edge"].sum().reindex(order)
     lines = [f"`reg_lambda=\"auto\"`, all layers, {args.repetitions} repetitions; the "
              "strengths from the Laplace evidence (as shipped) or from GCV of the linearized "
