@@ -8,9 +8,24 @@ import pandas as pd
 import torch
 from _common import RESULTS
 from multitarget import fit_and_score, prepared, scores
+from skorch.callbacks import Callback
+from skorch.utils import to_tensor
 from uncertainty import best_cv_neural
 
 from sk_adareg import AdaRegMultiTaskRegressor
+
+
+class AfterEvidenceUpdate(Callback):
+    """Calls ``self.update(net, X, Y)`` with the training data after each evidence update.
+
+    It comes after the net's own callbacks, so it overrides what the update set.
+    """
+
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        if "log_evidence" not in net.history[-1]:
+            return
+        X = to_tensor(dataset_train.X, net.device)
+        self.update(net, X, to_tensor(dataset_train.y, net.device).reshape(len(X), -1).float())
 
 
 def fit_variant(name, rep, data, epochs, callbacks):

@@ -40,10 +40,8 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import write_report
-from _strength_study import comparison, fit_variant
+from _strength_study import AfterEvidenceUpdate, comparison, fit_variant
 from multitarget import run_over_sets
-from skorch.callbacks import Callback
-from skorch.utils import to_tensor
 
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
@@ -88,7 +86,7 @@ def gcv_criterion(module, names, priors, X, Y):
     return gcv, N
 
 
-class GCVStrength(Callback):
+class GCVStrength(AfterEvidenceUpdate):
     """After each evidence update, replace the strengths by GCV's (targets weighted alike)."""
 
     def __init__(self, search):
@@ -98,12 +96,8 @@ class GCVStrength(Callback):
         self.lambdas_ = None
         return self
 
-    def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        if "log_evidence" not in net.history[-1]:
-            return
+    def update(self, net, X, Y):
         names = net.priors_.names
-        X = to_tensor(dataset_train.X, net.device)
-        Y = to_tensor(dataset_train.y, net.device).reshape(len(X), -1).float()
         gcv, N = gcv_criterion(net._adareg_module, names, net.priors_, X, Y)
         lambdas = self.lambdas_ or [max(float(net.reg_lambda_[m]) * N, GRID[0]) for m in names]
         if self.search == "joint" and len(names) == 2:

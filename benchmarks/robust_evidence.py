@@ -32,11 +32,9 @@ import math
 import numpy as np
 import torch
 from _common import write_report
-from _strength_study import comparison, fit_variant
+from _strength_study import AfterEvidenceUpdate, comparison, fit_variant
 from multitarget import run_over_sets
 from scipy.optimize import minimize
-from skorch.callbacks import Callback
-from skorch.utils import to_tensor
 
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
@@ -51,19 +49,15 @@ def t_log_density(z, nu):
             - (nu + 1) / 2 * np.log1p(z**2 / nu))
 
 
-class TEvidenceStrength(Callback):
+class TEvidenceStrength(AfterEvidenceUpdate):
     """After each evidence update, strengths and target weights from the Student-t evidence."""
 
     def initialize(self):
         self.start_ = None
         return self
 
-    def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        if "log_evidence" not in net.history[-1]:
-            return
+    def update(self, net, X, Y):
         module, names = net._adareg_module, net.priors_.names
-        X = to_tensor(dataset_train.X, net.device)
-        Y = to_tensor(dataset_train.y, net.device).reshape(len(X), -1).float()
         curvature = kfac(module, [(X, Y)], names, "gaussian")
         n, k = curvature.n_samples, curvature.n_outputs
         with torch.no_grad():
