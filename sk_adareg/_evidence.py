@@ -15,18 +15,23 @@ module converts between the two and runs the evidence fit of
 # SPDX-License-Identifier: BSD-3-Clause
 
 import dataclasses
+import math
 
+import numpy as np
+import scipy.optimize
 import torch
 from skorch.utils import to_tensor
 from torch import nn
 
 from ._batches import WeightedTarget, batch_loader, chunk_rows
-from .laplace import fit_hyperparameters, kfac
+from .laplace import KroneckerLaplace, fit_hyperparameters, kfac
 
 __all__ = ["TargetWeightedMSELoss"]
 
 # Strengths below this count as no prior (the evidence needs lambda > 0).
 _LAMBDA_FLOOR = 1e-8
+# The noise variances' bounds, as in fit_hyperparameters.
+_NOISE_BOUNDS = (1e-10, 1e10)
 
 
 class TargetWeightedMSELoss(nn.Module):
@@ -134,18 +139,12 @@ def fit_evidence(net, dataset, *, fit_strength):
         start = {name: max(c * scale, _LAMBDA_FLOOR) for name, c in strengths.items()}
         laplace = fit_hyperparameters(curvature, net.priors_, start,
                                       noise if gaussian else None)
+    elif gaussian:
+        laplace = fit_tied_noise(curvature, net.priors_, strengths, noise)
     else:
-        # The loss fixes lambda / mean(beta): fit the noise with lambda tied to it.
-        laplace = None  # built once, refitted
-        for _ in range(3 if gaussian else 1):
-            scale = _scale(likelihood, n, noise)
-            lam = {name: max(c * scale, _LAMBDA_FLOOR) for name, c in strengths.items()}
-            laplace = fit_hyperparameters(
-                curvature, net.priors_, lam, noise if gaussian else None,
-                lambda_bounds=(min(lam.values()), max(lam.values())), fit_noise=gaussian,
-                max_iter=100 if gaussian else 0, laplace=laplace)
-            if gaussian:
-                noise = laplace.noise_variance.tolist()
+        lam = {name: max(c * _scale(likelihood, n, None), _LAMBDA_FLOOR)
+               for name, c in strengths.items()}
+        laplace = KroneckerLaplace(curvature, net.priors_, lam)
     if gaussian:
         noise = laplace.noise_variance.tolist()
     scale = _scale(likelihood, n, noise)
@@ -158,6 +157,68 @@ def fit_evidence(net, dataset, *, fit_strength):
     if gaussian and weights is not None and fit_strength:
         beta = 1.0 / torch.tensor(noise, dtype=torch.float64)
         weights.copy_(beta / beta.mean())
+    return laplace
+
+
+def fit_tied_noise(curvature, priors, strengths, noise_variance):
+    """The noise variances that maximize the evidence at strengths fixed in the loss's units.
+
+    A numeric ``reg_lambda`` fixes ``c_l = lambda_l / (n sum_k beta_k)`` (see the module),
+    not ``lambda_l``: the prior's strength moves with the noise precisions. The evidence
+    is maximized over ``log beta`` with ``lambda_l = max(c_l n sum(beta), floor)``, by
+    L-BFGS-B on its exact gradient (the chain rule through ``lambda``). Holding ``lambda``
+    while fitting ``beta`` and alternating has, by MacKay's update, the fixed point ``beta
+    SSE = n K - gamma``; with more well-determined parameters ``gamma`` than target values
+    ``n K`` (a wide network on a small set) there is none, and the noise grows without bound.
+
+    Parameters
+    ----------
+    curvature : KFACCurvature
+        Gaussian, at the trained weights.
+    priors : PriorCollection
+        The net's priors (their precisions; their strengths are not read).
+    strengths : dict of str to float
+        ``c_l`` per weight, the strengths in the loss's units.
+    noise_variance : list of float
+        Starting noise variances, one per target.
+
+    Returns
+    -------
+    laplace : KroneckerLaplace
+        The posterior at the maximizing noise variances and the strengths they imply.
+    """
+    names = list(strengths)
+    n = curvature.n_samples
+    device = curvature.sse.device
+    rho = torch.tensor([strengths[name] * n for name in names], dtype=torch.float64,
+                       device=device)
+    laplace = KroneckerLaplace(
+        curvature, priors, {name: max(float(r) * float(np.sum(1 / np.asarray(noise_variance))),
+                                      _LAMBDA_FLOOR) for name, r in zip(names, rho, strict=True)},
+        noise_variance)
+    lo, hi = (-math.log(b) for b in reversed(_NOISE_BOUNDS))  # bounds of log beta
+
+    def strengths_at(beta):
+        tied = rho * beta.sum()
+        return tied.clamp_min(_LAMBDA_FLOOR), tied > _LAMBDA_FLOOR
+
+    def negative(t):
+        beta = torch.as_tensor(np.exp(t), dtype=torch.float64, device=device)
+        lam, moving = strengths_at(beta)
+        value, grad, _ = laplace._evidence(lam, beta, derivatives=True)
+        if not math.isfinite(float(value)):
+            raise FloatingPointError("the Laplace evidence is NaN or infinite")
+        g_lambda, g_beta = grad[:len(names)], grad[len(names):]
+        # d log lambda_l / d log beta_k = beta_k / sum(beta), where lambda is above its floor.
+        gradient = g_beta + beta / beta.sum() * g_lambda[moving].sum()
+        return -float(value), -gradient.cpu().numpy()
+
+    start = np.clip(-np.log(np.asarray(noise_variance, dtype=np.float64)), lo, hi)
+    result = scipy.optimize.minimize(negative, start, jac=True, method="L-BFGS-B",
+                                     bounds=[(lo, hi)] * len(start))
+    beta = torch.as_tensor(np.exp(result.x), dtype=torch.float64, device=device)
+    laplace.noise_variance = 1.0 / beta
+    laplace.reg_lambda = dict(zip(names, strengths_at(beta)[0].tolist(), strict=True))
     return laplace
 
 

@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg.exceptions import TrainingDivergedError
+from sk_adareg.laplace import KroneckerLaplace, kfac
 
 N, D, K = 60, 4, 2
 TRUE_LAMBDA, TRUE_NOISE = 2.0, np.array([0.05, 0.2])
@@ -85,6 +86,35 @@ def test_ninety_percent_intervals_cover_fresh_draws(fitted_linear):
     coverage = np.mean(np.abs(Y_new - mean) <= 1.6449 * std, axis=0)
     # 8000 draws: a standard error of 0.003; the rest is the error of the learned noise.
     assert np.all(np.abs(coverage - 0.9) < 0.03), coverage
+
+
+def test_a_fixed_strength_gets_the_noise_that_maximizes_its_tied_evidence():
+    # A numeric reg_lambda fixes lambda / (n sum(1 / noise)): the noise must maximize the
+    # evidence with lambda moving with it. A wide network on few rows has more
+    # well-determined weights than target values, where fitting the noise at a held
+    # lambda and alternating has no fixed point (the noise grew tens of times past the
+    # residuals' variance there).
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5)).astype(np.float32)
+    Y = X @ rng.normal(size=(5, 3)) + 0.3 * rng.normal(size=(40, 3))
+    est = AdaRegMultiTaskRegressor(adareg_layers="all", max_epochs=30, random_state=0).fit(X, Y)
+    net = est.net_
+    targets = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
+    curvature = kfac(net._adareg_module, [(torch.as_tensor(X), targets)], net.priors_.names)
+    sse = curvature.sse.numpy()
+
+    def negative(t):
+        noise = np.exp(t)
+        lam = {name: c * len(X) * np.sum(1 / noise) for name, c in est.reg_lambda_.items()}
+        return -KroneckerLaplace(curvature, net.priors_, lam, noise).log_evidence()
+
+    best = minimize(negative, np.log(sse / len(X)), method="Nelder-Mead",
+                    options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000})
+    np.testing.assert_allclose(net.noise_variance_, np.exp(best.x), rtol=1e-3)
+    assert est.log_evidence_ == pytest.approx(-best.fun, rel=1e-7)
+    # In target units, through the target scaling.
+    np.testing.assert_allclose(est.noise_variance_,
+                               np.exp(best.x) * est._target_scaler_.scale_**2, rtol=1e-3)
 
 
 def test_noise_variance_is_in_target_units():
