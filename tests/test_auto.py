@@ -11,8 +11,10 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
+from skorch.dataset import Dataset
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
+from sk_adareg._evidence import fit_evidence
 from sk_adareg.exceptions import TrainingDivergedError
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
@@ -115,6 +117,17 @@ def test_a_fixed_strength_gets_the_noise_that_maximizes_its_tied_evidence():
     # In target units, through the target scaling.
     np.testing.assert_allclose(est.noise_variance_,
                                np.exp(best.x) * est._target_scaler_.scale_**2, rtol=1e-3)
+
+
+def test_a_fixed_strength_posterior_of_a_classifier_takes_the_loss_strength():
+    # Cross-entropy: the mean loss's c_l is lambda_l / (2 n), with no noise to fit.
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:200] / 16).astype(np.float32), y[:200]
+    clf = AdaRegClassifier(max_epochs=2, random_state=0).fit(X, y)
+    laplace = fit_evidence(clf.net_, Dataset(X, y), fit_strength=False)
+    ((name, c),) = clf.reg_lambda_.items()
+    assert laplace.noise_variance is None
+    assert laplace.reg_lambda[name] == pytest.approx(c * 2 * len(X), rel=1e-12)
 
 
 def test_noise_variance_is_in_target_units():
