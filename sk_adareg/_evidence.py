@@ -24,14 +24,12 @@ from skorch.utils import to_tensor
 from torch import nn
 
 from ._batches import WeightedTarget, batch_loader, chunk_rows
-from .laplace import KroneckerLaplace, fit_hyperparameters, kfac
+from .laplace import _NOISE_BOUNDS, KroneckerLaplace, fit_hyperparameters, kfac
 
 __all__ = ["TargetWeightedMSELoss"]
 
 # Strengths below this count as no prior (the evidence needs lambda > 0).
 _LAMBDA_FLOOR = 1e-8
-# The noise variances' bounds, as in fit_hyperparameters.
-_NOISE_BOUNDS = (1e-10, 1e10)
 
 
 class TargetWeightedMSELoss(nn.Module):
@@ -132,7 +130,7 @@ def fit_evidence(net, dataset, *, fit_strength):
     gaussian = likelihood == "gaussian"
     noise = net.noise_variance_
     if gaussian and noise is None:
-        noise = (curvature.sse / n).clamp_min(1e-10).tolist()
+        noise = (curvature.sse / n).clamp_min(_NOISE_BOUNDS[0]).tolist()
     strengths = dict(net.reg_lambda_)
     if fit_strength:
         scale = _scale(likelihood, n, noise)

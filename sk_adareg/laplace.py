@@ -68,6 +68,8 @@ __all__ = [
     "kron_log_det",
 ]
 
+# Default bounds on the noise variances (also those of the estimators' tied noise fit).
+_NOISE_BOUNDS = (1e-10, 1e10)
 # Armijo constant and smallest step of the line search of the Newton ascent.
 _ARMIJO = 1e-4
 _MIN_STEP = 1e-10
@@ -501,7 +503,7 @@ def _precisions(priors, name):
 
 
 def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=None, *,
-                        fit_noise=True, lambda_bounds=(1e-8, 1e8), noise_bounds=(1e-10, 1e10),
+                        fit_noise=True, lambda_bounds=(1e-8, 1e8), noise_bounds=_NOISE_BOUNDS,
                         max_iter=100, tol=1e-10, laplace=None):
     """Maximize the Laplace evidence over the strengths (and noise variances) at fixed weights.
 
