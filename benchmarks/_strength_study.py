@@ -1,6 +1,7 @@
 """Shared by the studies that replace the strengths of ``reg_lambda="auto"`` by a callback's
-(``gcv_strength.py``, ``robust_evidence.py``): the fit of one variant and the comparison
-table against the best cross-validated neural variant and the Gaussian process of
+(``gcv_strength.py``, ``loo_strength.py``, ``robust_evidence.py``): the network linearized
+in the eigenbasis of its KFAC posterior, the fit of one variant and the comparison table
+against the best cross-validated neural variant and the Gaussian process of
 ``results/multitarget.csv``."""
 
 import numpy as np
@@ -13,6 +14,62 @@ from skorch.utils import to_tensor
 from uncertainty import best_cv_neural
 
 from sk_adareg import AdaRegMultiTaskRegressor
+from sk_adareg.laplace import KroneckerLaplace, kfac
+
+GRID = np.logspace(-6, 8, 57)  # strengths in the units of 1/2 SSE + 1/2 lambda penalty
+
+
+def linearization(module, names, priors, X, Y):
+    """The network's squared error, linearized at its current weights, per regularized weight.
+
+    In the eigenbasis of the prior-whitened KFAC factors at unit noise (the targets are
+    standardized), the quadratic model of ``1/2 SSE + sum_l lambda_l/2 pen_l`` is diagonal:
+    each weight ``l`` gives ``h`` (the curvature's eigenvalues), ``C`` (the whitened
+    weight) and ``G`` (the gradient of ``1/2 SSE``), all (p, d), and its ``layer``, the
+    private eigenbasis of :class:`sk_adareg.laplace.KroneckerLaplace` (``row_map`` and
+    ``Ma`` map an output gradient and an input into it). Returns the curvature and the
+    per-weight dicts.
+    """
+    curvature = kfac(module, [(X, Y)], names, "gaussian")
+    ones = torch.ones(curvature.n_outputs, dtype=torch.float64)
+    laplace = KroneckerLaplace(curvature, priors, 1.0, ones)
+    training = module.training
+    module.eval()
+    weights = [module.get_parameter(name) for name in names]
+    grads = torch.autograd.grad(0.5 * ((module(X) - Y) ** 2).sum(), weights)
+    module.train(training)
+    layers = []
+    for name, grad in zip(names, grads, strict=True):
+        layer, W = laplace._layers[name], curvature.layers[name].weight
+        g, Qg = layer.spectrum(ones)
+        Qa = (layer.Ma @ layer.Lc).T  # Ma = Qa^T Lc^{-1}
+        layers.append({
+            "h": g[:, None] * layer.a[None, :],
+            "C": Qg.T @ layer.Lr.T @ W @ layer.Lc @ Qa,
+            "G": layer.row_map(ones) @ grad.double().reshape(W.shape) @ layer.Ma.T,
+            "layer": layer, "row_map": layer.row_map(ones)})
+    return curvature, layers
+
+
+def coordinate_search(criterion, lambdas, grid, rounds):
+    """Minimize ``criterion(lambdas)`` over ``grid``, one strength at a time, ``rounds`` times."""
+    lambdas = list(lambdas)
+    for _ in range(rounds):
+        for i in range(len(lambdas)):
+            values = [criterion([*lambdas[:i], lam, *lambdas[i + 1:]]) for lam in grid]
+            lambdas[i] = float(grid[int(np.argmin(values))])
+    return lambdas
+
+
+def set_strengths(net, lambdas, N):
+    """Put ``lambdas`` (units of ``1/2 SSE``) in force as the net's strengths, targets alike.
+
+    The loss's units: mean squared error over the ``N`` scalar targets + c * penalty.
+    """
+    strengths = {name: lam / N for name, lam in zip(net.priors_.names, lambdas, strict=True)}
+    net.priors_.set_strengths(strengths)
+    net.reg_lambda_ = strengths
+    net.criterion_.target_weights.fill_(1.0)
 
 
 class AfterEvidenceUpdate(Callback):

@@ -38,43 +38,32 @@ import math
 
 import numpy as np
 import pandas as pd
-import torch
 from _common import write_report
-from _strength_study import AfterEvidenceUpdate, comparison, fit_variant
+from _strength_study import (
+    GRID,
+    AfterEvidenceUpdate,
+    comparison,
+    coordinate_search,
+    fit_variant,
+    linearization,
+    set_strengths,
+)
 from multitarget import run_over_sets
 
-from sk_adareg.laplace import KroneckerLaplace, kfac
-
-GRID = np.logspace(-6, 8, 57)  # strengths in the units of 1/2 SSE + 1/2 lambda penalty
 VARIANTS = [("evidence", 60), ("GCV, coordinate", 60), ("evidence", 200),
             ("GCV, coordinate", 200), ("GCV, joint grid", 200)]
 
 
 def gcv_criterion(module, names, priors, X, Y):
     """``GCV(lambdas)`` (one strength per weight of ``names``) at the current weights."""
-    curvature = kfac(module, [(X, Y)], names, "gaussian")
-    k, n = curvature.n_outputs, curvature.n_samples
-    ones = torch.ones(k, dtype=torch.float64)
-    laplace = KroneckerLaplace(curvature, priors, 1.0, ones)
-    training = module.training
-    module.eval()
-    weights = [module.get_parameter(name) for name in names]
-    grads = torch.autograd.grad(0.5 * ((module(X) - Y) ** 2).sum(), weights)
-    module.train(training)
-    layers = []
-    for name, grad in zip(names, grads, strict=True):
-        layer, W = laplace._layers[name], curvature.layers[name].weight
-        g, Qg = layer.spectrum(ones)
-        Qa = (layer.Ma @ layer.Lc).T  # Ma = Qa^T Lc^{-1}
-        C = Qg.T @ layer.Lr.T @ W @ layer.Lc @ Qa  # the whitened weight in the eigenbasis
-        G = layer.row_map(ones) @ grad.double().reshape(W.shape) @ layer.Ma.T  # its gradient
-        layers.append((g[:, None] * layer.a[None, :], C, G))
+    curvature, layers = linearization(module, names, priors, X, Y)
     free = sum(p.numel() for name, p in module.named_parameters() if name not in names)
-    sse, N = float(curvature.sse.sum()), n * k
+    sse, N = float(curvature.sse.sum()), curvature.n_samples * curvature.n_outputs
 
     def gcv(lambdas):
         change, gamma = 0.0, float(free)
-        for (h, C, G), lam in zip(layers, lambdas, strict=True):
+        for layer, lam in zip(layers, lambdas, strict=True):
+            h, C, G = layer["h"], layer["C"], layer["G"]
             # The mode of the quadratic model for lam, and its change of the sum of squares.
             step = -(G + lam * C) / (h + lam)
             change += float(2 * (G * step).sum() + (h * step**2).sum())
@@ -105,16 +94,9 @@ class GCVStrength(AfterEvidenceUpdate):
             values = np.array([[gcv([a, b]) for b in coarse] for a in coarse])
             i, j = np.unravel_index(np.argmin(values), values.shape)
             lambdas = [float(coarse[i]), float(coarse[j])]
-        for _ in range(3):
-            for i in range(len(lambdas)):
-                values = [gcv([*lambdas[:i], lam, *lambdas[i + 1:]]) for lam in GRID]
-                lambdas[i] = float(GRID[int(np.argmin(values))])
+        lambdas = coordinate_search(gcv, lambdas, GRID, rounds=3)
         self.lambdas_ = lambdas
-        # The loss's units: mean squared error (equal target weights) + c * penalty.
-        strengths = {name: lam / N for name, lam in zip(names, lambdas, strict=True)}
-        net.priors_.set_strengths(strengths)
-        net.reg_lambda_ = strengths
-        net.criterion_.target_weights.fill_(1.0)
+        set_strengths(net, lambdas, N)
 
 
 def run_one(name, rep, variant, data):

@@ -82,9 +82,10 @@ SETTINGS = {
 
 # The estimator exactly as shipped (200 epochs), beside the shorter training of SETTINGS.
 DEFAULTS_200 = "AdaReg, defaults, 200 epochs"
+LOO_200 = "AdaReg loo, all layers, 200 epochs"
 OURS = ["AdaReg, reg_lambda=0", "AdaReg, defaults", DEFAULTS_200, "AdaReg tuned, last layer",
         "AdaReg tuned, all layers", "AdaReg auto, last layer", "AdaReg auto, all layers",
-        "weight decay tuned", "early stopping"]
+        "AdaReg loo, all layers", LOO_200, "weight decay tuned", "early stopping"]
 PEERS = ["RidgeCV", "MultiTaskElasticNetCV", "KNN, k tuned", "RandomForest",
          "HistGradientBoosting", "GaussianProcess", "MLPRegressor"]
 METHODS = OURS + PEERS
@@ -202,6 +203,10 @@ def make_method(method, n_inputs, settings, seed):
         return net.set_params(reg_lambda="auto"), {}
     if method == "AdaReg auto, all layers":
         return net.set_params(reg_lambda="auto", adareg_layers="all"), {}
+    if method == "AdaReg loo, all layers":
+        return net.set_params(reg_lambda="loo", adareg_layers="all"), {}
+    if method == LOO_200:
+        return net.set_params(reg_lambda="loo", adareg_layers="all", max_epochs=200), {}
     if method == "weight decay tuned":
         return net.set_params(reg_lambda=0.0), {"weight_decay": settings["wd_grid"]}
     if method == "early stopping":

@@ -5,17 +5,18 @@ The sets, splits and preprocessing of ``multitarget.py`` (every Mulan set in
 five seeded repetitions). Methods that predict a standard deviation:
 ``AdaRegMultiTaskRegressor`` with its fixed default strength on the last layer
 and on all layers, with ``reg_lambda="auto"`` on the last layer and on all
-layers (``predict(X, return_std=True)``), and ``GaussianProcessRegressor``
-(constant x RBF with a length scale per input + white noise, normalized
-targets; ``return_std=True``). Nothing is tuned on the test part: "auto"
-learns its strengths and noise from the training part alone.
+layers, with ``reg_lambda="loo"`` on all layers (``predict(X,
+return_std=True)``), and ``GaussianProcessRegressor`` (constant x RBF with a
+length scale per input + white noise, normalized targets; ``return_std=True``).
+Nothing is tuned on the test part: "auto" and "loo" learn their strengths and
+noise from the training part alone.
 
 Measures, per set and method, averaged over targets: R², aRRMSE, the Gaussian
 negative log predictive density per test point of the standardized targets
 (targets divided by their training standard deviation, so sets compare), and
 the share of test targets inside the central 90 % interval. Fit times give the
-cost of "auto" as paired ratios to the fixed strength with the same epochs.
-When ``results/multitarget.csv`` exists, the report also compares "auto" with
+cost of "auto" and "loo" as paired ratios to the fixed strength with the same
+epochs. When ``results/multitarget.csv`` exists, the report also compares them with
 the best cross-validated neural variant of that benchmark on the same splits
 (whose training length may differ: see its report).
 
@@ -61,11 +62,14 @@ METHODS = {
     "AdaReg, fixed strength, all layers": {"adareg_layers": "all"},
     "AdaReg auto, last layer": {"reg_lambda": "auto"},
     "AdaReg auto, all layers": {"reg_lambda": "auto", "adareg_layers": "all"},
+    "AdaReg loo, all layers": {"reg_lambda": "loo", "adareg_layers": "all"},
     "GaussianProcess": None,
 }
-# (auto method, the fixed-strength method with the same layers and epochs)
+LEARNED = ["AdaReg auto, last layer", "AdaReg auto, all layers", "AdaReg loo, all layers"]
+# (learned-strength method, the fixed-strength method with the same layers and epochs)
 COST_PAIRS = [("AdaReg auto, last layer", "AdaReg, defaults"),
-              ("AdaReg auto, all layers", "AdaReg, fixed strength, all layers")]
+              ("AdaReg auto, all layers", "AdaReg, fixed strength, all layers"),
+              ("AdaReg loo, all layers", "AdaReg, fixed strength, all layers")]
 Z90 = norm.ppf(0.95)
 
 
@@ -144,7 +148,7 @@ def report(name, results, sets, settings):
     means = results.groupby(["set", "method"])["r2"].mean().unstack().reindex(sets)
     gp = means["GaussianProcess"]
     lines += ["### Goals of issue 11", ""]
-    for method in ("AdaReg auto, last layer", "AdaReg auto, all layers"):
+    for method in LEARNED:
         diff = means[method] - gp
         cover = results[results["method"] == method]["coverage90"].mean()
         lines.append(f"- {method}: mean R² {means[method].mean():.3f} vs the GP's "
@@ -156,12 +160,13 @@ def report(name, results, sets, settings):
                      f"worst set {vs_default.idxmin()} {vs_default.min():+.3f}.")
     best = best_cv_neural(sets, settings["repetitions"])
     if best is not None:
-        table = best.join(means[["AdaReg auto, last layer", "AdaReg auto, all layers"]])
-        for method in ("AdaReg auto, last layer", "AdaReg auto, all layers"):
+        table = best.join(means[LEARNED])
+        for method in LEARNED:
             table[f"{method} − best"] = table[method] - table["best CV neural"]
         lines += ["", "Against the best cross-validated neural variant of "
                   "`multitarget.py` (same splits):", "", table.to_markdown(floatfmt=".3f")]
-    lines += ["", "### Cost of auto (paired fit-time ratios, same epochs)", ""]
+    lines += ["", "### Cost of learning the strengths (paired fit-time ratios, same epochs)",
+              ""]
     for auto, fixed in COST_PAIRS:
         pivot = results.pivot_table(index=["set", "rep"], columns="method",
                                     values="fit_seconds")

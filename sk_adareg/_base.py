@@ -552,9 +552,9 @@ class _BaseAdaReg(BaseEstimator):
     def _check_incremental(self):
         if isinstance(self.reg_lambda, str):
             raise ValueError(
-                'reg_lambda="auto" needs all the training data at once (the evidence of the '
-                "strengths is over the whole training set); partial_fit and warm_start "
-                "need a numeric reg_lambda.")
+                f"reg_lambda={self.reg_lambda!r} needs all the training data at once (the "
+                "strengths are learned from the whole training set); partial_fit and "
+                "warm_start need a numeric reg_lambda.")
 
     def _first_partial_fit(self, X, y, sample_weight, classes):
         self._check_params()
@@ -624,18 +624,20 @@ class _BaseAdaReg(BaseEstimator):
         """The Laplace posterior at the final weights, when it is needed.
 
         With ``reg_lambda="auto"`` it also fits the strengths to the final
-        weights and precisions: the last block of the coordinate descent.
+        weights and precisions: the last block of the coordinate descent. With
+        ``"loo"`` the strengths stay those in force (the last update's), as
+        for a numeric ``reg_lambda``: only the noise is fitted.
         """
-        auto = isinstance(self.reg_lambda, str)
-        if not (auto or self._predictive):
+        learned = isinstance(self.reg_lambda, str)
+        if not (learned or self._predictive):
             return None
-        if not auto:
+        if not learned:
             try:
                 resolve_kfac_layers(net.module_, net.priors_.names)
             except ValueError:  # a prior on another weight: no posterior, no return_std
                 return None
         try:
-            return fit_evidence(net, dataset, fit_strength=auto)
+            return fit_evidence(net, dataset, fit_strength=self.reg_lambda == "auto")
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence at the end of training is NaN or infinite ({exc}). "
@@ -836,7 +838,8 @@ row_covariance_ : ndarray of shape ({p}, {p})
     reg_lambda_ : dict of str to float
         The strength in force for each regularized weight, in the units of
         ``reg_lambda`` (the factor of its penalty in the mean loss): the
-        learned strengths with ``reg_lambda="auto"``, ``reg_lambda`` otherwise.
+        learned strengths with ``reg_lambda="auto"`` or ``"loo"`` (those of the
+        last update), ``reg_lambda`` otherwise.
 
     log_evidence_ : float
         The Laplace approximation of the log marginal likelihood of the
@@ -860,8 +863,10 @@ row_covariance_ : ndarray of shape ({p}, {p})
         validation data),
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,
-        ``column_precision_max``, ``cov_update``, and ``log_evidence`` at
-        each update with ``reg_lambda="auto"``.
+        ``column_precision_max``, ``cov_update``, ``log_evidence`` at each
+        update with ``reg_lambda="auto"`` or ``"loo"``, and ``loo_scale``
+        (the factor leave-one-out put on the evidence's strengths) with
+        ``"loo"``.
 
     loss_curve_ : list of float
         Training loss (with the penalty) at each completed epoch.

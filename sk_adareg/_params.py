@@ -42,6 +42,8 @@ def _format(value):
 
 
 _ADAREG_LAYER_KINDS = ("last", "all", "linear", "conv")
+#: The values of ``reg_lambda`` that learn the strengths from the training data.
+LEARNED_STRENGTHS = ("auto", "loo")
 NUMERATORS = ("paper", "authors")
 PRECISION_SCALES = ("learned", "unit_mean")
 
@@ -49,8 +51,8 @@ PRECISION_SCALES = ("learned", "unit_mean")
 # turns the penalty or the precisions into NaN.
 ADAREG_PARAMS = {
     "reg_lambda": _Hyperparameter(
-        3e-3, [Interval(Real, 0, math.inf, closed="left"), StrOptions({"auto"})],
-        'float or "auto"',
+        3e-3, [Interval(Real, 0, math.inf, closed="left"), StrOptions(set(LEARNED_STRENGTHS))],
+        'float, "auto" or "loo"',
         """Strength ``lambda`` of the prior in objective (4), added to the mean
         loss of each batch. ``0`` trains without it (the precisions are still
         estimated from the weights). The default is the largest value that
@@ -61,7 +63,14 @@ ADAREG_PARAMS = {
         data by maximizing the Laplace approximation of the marginal
         likelihood, every ``cov_update_every`` epochs after the precisions'
         update (type-II maximum likelihood, as in Immer et al., 2021; no data
-        is held out). The strengths start at 3e-3."""),
+        is held out). The strengths start at 3e-3. ``"loo"`` (regression,
+        ``nn.Linear`` weights) then multiplies all the strengths by the factor,
+        from 1e-3 to 1e6, that minimizes the approximate leave-one-out squared
+        error of the network linearized at its weights (PRESS, as RidgeCV's
+        leave-one-out), with the targets weighed alike: the evidence decides how
+        the layers compare, leave-one-out how strong the prior is overall. It
+        asks for stronger priors than ``"auto"`` where the targets have heavy
+        tails (``benchmarks/README.md``)."""),
     "u": _Hyperparameter(
         0.1, [Interval(Real, 0, math.inf, closed="neither")], "float",
         """Lower bound on the eigenvalues of both precision matrices, ``0 < u <= v``.

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ._batches import chunked_forward
 from ._evidence import fit_evidence
+from ._loo import rescale_strengths
 from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
@@ -186,15 +187,18 @@ class PriorUpdate(Callback):
 
 
 class StrengthUpdate(Callback):
-    """``reg_lambda="auto"``: learn the priors' strengths (and the noise) from the training data.
+    """``reg_lambda="auto"`` or ``"loo"``: learn the priors' strengths from the training data.
 
     After each precision update it computes the Kronecker-factored curvature
     of the training data at the current weights and sets the strength of
     every prior (and, for regression, the noise variance of every target) to
     the maximizers of the Laplace approximation of the log marginal
     likelihood (:func:`~sk_adareg.laplace.fit_hyperparameters`); it records
-    ``log_evidence`` in the history. It does nothing for a numeric
-    ``reg_lambda``.
+    ``log_evidence`` in the history. With ``"loo"`` it then multiplies all
+    the strengths by the factor that minimizes the approximate leave-one-out
+    squared error of the linearized network (:mod:`sk_adareg._loo`), weighs
+    the targets alike, and records the factor as ``loo_scale``. It does
+    nothing for a numeric ``reg_lambda``.
 
     Raises
     ------
@@ -208,12 +212,16 @@ class StrengthUpdate(Callback):
         try:
             laplace = fit_evidence(net, dataset_train, fit_strength=True)
             log_evidence = laplace.log_evidence()
+            scale = (rescale_strengths(net, dataset_train, laplace.curvature)
+                     if net.reg_lambda == "loo" else None)
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence became NaN or infinite at epoch {len(net.history)} "
                 f"({exc}). Lower the learning rate (lr={net.lr!r}) or scale the inputs."
             ) from exc
         net.history.record("log_evidence", log_evidence)
+        if scale is not None:
+            net.history.record("loo_scale", scale)
 
 
 class PriorRefresh(Callback):

@@ -211,7 +211,8 @@ class AdaRegMixin:
 
     @property
     def _auto(self):
-        return isinstance(self.reg_lambda, str) and self.reg_lambda == "auto"
+        """Whether the strengths are learned (``reg_lambda`` ``"auto"`` or ``"loo"``)."""
+        return isinstance(self.reg_lambda, str)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
@@ -225,8 +226,10 @@ class AdaRegMixin:
                     "evidence needs the curvature of all the training data. Use a numeric "
                     "reg_lambda, e.g. the reg_lambda_ of a single-process fit.")
             # Checked before training: the evidence needs these.
-            resolve_kfac_layers(self._adareg_module, self.priors_.names)
-            likelihood_of(self.criterion_)
+            layers = resolve_kfac_layers(self._adareg_module, self.priors_.names)
+            likelihood = likelihood_of(self.criterion_)
+            if self.reg_lambda == "loo":
+                _check_loo(layers, likelihood, self.criterion_, X)
         else:
             self.priors_.strengths.fill_(1.0)
             self.reg_lambda_ = dict.fromkeys(self.priors_.names, self.reg_lambda)
@@ -325,6 +328,24 @@ class AdaRegMixin:
         if process_count(self) > 1:
             broadcast_buffers(self.priors_)
         return self
+
+
+def _check_loo(layers, likelihood, criterion, X):
+    """``reg_lambda="loo"`` scores squared errors, through the Jacobians of linear layers."""
+    if X is not None and hasattr(X, "__len__") and len(X) < 2:
+        raise ValueError(
+            "reg_lambda='loo' leaves one sample out: it needs at least 2 training samples, "
+            f"got {len(X)} sample.")
+    if likelihood != "gaussian":
+        raise ValueError(
+            "reg_lambda='loo' chooses the strength by the leave-one-out squared error and "
+            f"needs a squared-error criterion (MSELoss); got {type(criterion).__name__}. "
+            "Use reg_lambda='auto' for classification.")
+    for name, layer in layers.items():
+        if not isinstance(layer, torch.nn.Linear):
+            raise ValueError(
+                f"reg_lambda='loo' needs every regularized weight to be an nn.Linear's; "
+                f"{name!r} is the weight of a {type(layer).__name__}. Use reg_lambda='auto'.")
 
 
 class AdaRegNeuralNet(AdaRegMixin, NeuralNet):

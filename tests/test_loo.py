@@ -1,0 +1,129 @@
+"""reg_lambda="loo": the approximate leave-one-out error and the estimators that use it.
+
+For a linear model with centred inputs, the bias at its optimum and no correlation
+between the targets in the prior, the linearized model is the model, KFAC is exact and
+the intercept decouples, so PRESS must equal the leave-one-out error of the ridge fit,
+computed here by refitting without each point.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, callbacks
+from sk_adareg._loo import SCALES, press_scale
+from sk_adareg.laplace import kfac
+from sk_adareg.prior import PriorCollection
+
+N, D, K = 25, 4, 3
+
+
+def linear_problem(seed, weighted):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, D))
+    w = rng.uniform(0.2, 3.0, size=N) if weighted else np.ones(N)
+    X -= np.average(X, axis=0, weights=w)  # centred: the intercept decouples
+    Y = X @ rng.normal(size=(D, K)) + rng.standard_t(3, size=(N, K))
+    module = torch.nn.Linear(D, K).double()
+    with torch.no_grad():  # any weight; the bias at its optimum for centred inputs
+        module.weight.copy_(torch.as_tensor(rng.normal(size=(K, D))))
+        module.bias.copy_(torch.as_tensor(np.average(Y, axis=0, weights=w)))
+    priors = PriorCollection(module, ["weight"], u=1e-3, v=1e3)
+    A = rng.normal(size=(D, D))
+    priors["weight"].column_precision.copy_(torch.as_tensor(A @ A.T / D + 0.5 * np.eye(D)))
+    return X, Y, w, module, priors
+
+
+def refitted_loo_error(X, Y, w, omega_c, lam):
+    """sum_i w_i |y_i - f_{-i}(x_i)|^2, each f_{-i} the penalized fit without point i."""
+    Z = np.hstack([X, np.ones((len(X), 1))])
+    penalty = np.zeros((D + 1, D + 1))
+    penalty[:D, :D] = lam * omega_c
+    total = 0.0
+    for i in range(len(X)):
+        keep = np.arange(len(X)) != i
+        Zk, wk = Z[keep], w[keep]
+        theta = np.linalg.solve(Zk.T @ (wk[:, None] * Zk) + penalty,
+                                Zk.T @ (wk[:, None] * Y[keep]))
+        total += w[i] * ((Y[i] - Z[i] @ theta) ** 2).sum()
+    return total
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_press_is_the_leave_one_out_error_of_the_refitted_ridge(weighted):
+    X, Y, w, module, priors = linear_problem(0, weighted)
+    Xt, Yt, wt = (torch.as_tensor(a) for a in (X, Y, w))
+    batch = (Xt, Yt, wt) if weighted else (Xt, Yt)
+    curvature = kfac(module, [batch], ["weight"], "gaussian")
+    lam = 0.7
+
+    def chunks():  # the data in two passes' worth of uneven chunks
+        return [tuple(t[:10] for t in batch), tuple(t[10:] for t in batch)]
+
+    alpha, press = press_scale(module, ["weight"], curvature, priors, chunks,
+                               {"weight": lam})
+    omega_c = priors["weight"].column_precision.numpy()
+    expected = np.array([refitted_loo_error(X, Y, w, omega_c, a * lam) for a in SCALES])
+    np.testing.assert_allclose(press, expected, rtol=1e-9)
+    assert alpha == SCALES[np.argmin(expected)]
+
+
+def heavy_tailed(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    return X, np.c_[X[:, 0] + rng.standard_t(2, n), X[:, 1] ** 2 + rng.normal(size=n)]
+
+
+def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
+    seen = []
+    rescale = callbacks.rescale_strengths
+
+    def recorded(net, dataset, curvature):
+        before = dict(net.reg_lambda_)
+        alpha = rescale(net, dataset, curvature)
+        seen.append((before, dict(net.reg_lambda_), alpha,
+                     net.criterion_.target_weights.tolist(), net.priors_.strengths.tolist()))
+        return alpha
+
+    monkeypatch.setattr(callbacks, "rescale_strengths", recorded)
+    X, Y = heavy_tailed()
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(16,), reg_lambda="loo",
+                                   adareg_layers="all", max_epochs=9, cov_update_every=3,
+                                   random_state=0).fit(X, Y)
+    rows = [row for row in est.history_ if "log_evidence" in row]
+    assert [row["epoch"] for row in rows] == [3, 6, 9]
+    assert [row["loo_scale"] for row in rows] == [alpha for *_, alpha, _, _ in seen]
+    for before, after, alpha, target_weights, strengths in seen:
+        assert alpha in SCALES
+        for name in before:  # the evidence's strengths, all times the one factor
+            assert after[name] == pytest.approx(alpha * before[name], rel=1e-12)
+        assert target_weights == [1.0, 1.0]  # the targets count alike, as in PRESS
+        np.testing.assert_allclose(strengths, list(after.values()), rtol=1e-12)
+    # the strengths in force at the end are the last update's; only the noise is fitted
+    assert est.reg_lambda_ == seen[-1][1]
+    assert est.noise_variance_.shape == (2,) and (est.noise_variance_ > 0).all()
+    mean, std = est.predict(X[:4], return_std=True)
+    assert mean.shape == std.shape == (4, 2) and (std > 0).all()
+
+
+def test_loo_refuses_classification_convolutions_and_one_sample_before_training():
+    X, Y = heavy_tailed(40)
+    with pytest.raises(ValueError, match="at least 2 training samples, got 1 sample"):
+        AdaRegMultiTaskRegressor(reg_lambda="loo", max_epochs=2).fit(X[:1], Y[:1])
+    with pytest.raises(ValueError, match=r"reg_lambda='loo'.*squared-error criterion"):
+        AdaRegClassifier(reg_lambda="loo", max_epochs=2).fit(X, (Y[:, 0] > 0).astype(int))
+
+    class Conv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 2)
+            self.out = torch.nn.Linear(4, 2)
+
+        def forward(self, X):  # the six inputs as a 2 x 3 image
+            return self.out(torch.relu(self.conv(X.reshape(-1, 1, 2, 3))).flatten(1))
+
+    est = AdaRegMultiTaskRegressor(module=Conv, reg_lambda="loo", adareg_layers="all",
+                                   max_epochs=2)
+    with pytest.raises(ValueError, match=r"'conv\.weight' is the weight of a Conv2d"):
+        est.fit(X, Y)
+    assert not hasattr(est, "net_")
