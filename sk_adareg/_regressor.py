@@ -54,7 +54,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     noise_variance_ : ndarray of shape (n_outputs,)
         The noise variance of each task, in target units, learned from the
         training data by the Laplace evidence (with the strengths, under
-        ``reg_lambda="auto"``; for the given strength otherwise). It is the
+        ``reg_lambda="auto"``; for the strengths in force otherwise: the given
+        one, or the last update's under ``"loo"``). It is the
         variance that ``predict(X, return_std=True)`` adds to the network's
         own uncertainty. Absent when a regularized weight is neither linear
         nor convolutional (the Laplace posterior needs it).

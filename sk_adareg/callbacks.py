@@ -212,7 +212,7 @@ class StrengthUpdate(Callback):
         try:
             laplace = fit_evidence(net, dataset_train, fit_strength=True)
             log_evidence = laplace.log_evidence()
-            scale = (rescale_strengths(net, dataset_train, laplace.curvature)
+            scale = (rescale_strengths(net, dataset_train, laplace)
                      if net.reg_lambda == "loo" else None)
         except FloatingPointError as exc:
             raise TrainingDivergedError(

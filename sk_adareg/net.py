@@ -69,10 +69,12 @@ class AdaRegMixin:
       ``column_precision_min``/``_max`` and ``cov_update`` (whether the
       precisions were updated at that epoch);
     - ``strength_update`` (:class:`~sk_adareg.callbacks.StrengthUpdate`),
-      with ``reg_lambda="auto"`` only, learns the strength of each prior (and
-      the noise of each target under ``MSELoss``) from the training data by
-      the Laplace evidence after each precision update, and records
-      ``log_evidence``; it needs ``criterion`` ``MSELoss``,
+      with ``reg_lambda="auto"`` or ``"loo"`` only, learns the strength of each
+      prior (and the noise of each target under ``MSELoss``) from the training
+      data by the Laplace evidence after each precision update, and records
+      ``log_evidence`` (with ``"loo"`` it then rescales the strengths by the
+      approximate leave-one-out error, and records ``loo_scale``); it needs
+      ``criterion`` ``MSELoss``,
       :class:`TargetWeightedMSELoss` (which also weighs
       the targets by their learned noise precision) or ``CrossEntropyLoss``;
     - ``prior_refresh`` (:class:`~sk_adareg.callbacks.PriorRefresh`) runs
@@ -222,9 +224,9 @@ class AdaRegMixin:
         if self._auto:
             if process_count(self) > 1:
                 raise ValueError(
-                    "reg_lambda='auto' does not support data-parallel training yet: the "
-                    "evidence needs the curvature of all the training data. Use a numeric "
-                    "reg_lambda, e.g. the reg_lambda_ of a single-process fit.")
+                    f"reg_lambda={self.reg_lambda!r} does not support data-parallel training "
+                    "yet: the evidence needs the curvature of all the training data. Use a "
+                    "numeric reg_lambda, e.g. the reg_lambda_ of a single-process fit.")
             # Checked before training: the evidence needs these.
             layers = resolve_kfac_layers(self._adareg_module, self.priors_.names)
             likelihood = likelihood_of(self.criterion_)

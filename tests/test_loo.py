@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, callbacks
-from sk_adareg._loo import SCALES, press_scale
-from sk_adareg.laplace import kfac
+from sk_adareg._loo import SCALES, press_scale, press_values
+from sk_adareg.laplace import KroneckerLaplace, kfac
 from sk_adareg.prior import PriorCollection
 
 N, D, K = 25, 4, 3
@@ -54,18 +54,44 @@ def test_press_is_the_leave_one_out_error_of_the_refitted_ridge(weighted):
     X, Y, w, module, priors = linear_problem(0, weighted)
     Xt, Yt, wt = (torch.as_tensor(a) for a in (X, Y, w))
     batch = (Xt, Yt, wt) if weighted else (Xt, Yt)
-    curvature = kfac(module, [batch], ["weight"], "gaussian")
+    # The posterior's strength and noise are not read: PRESS takes its own.
+    laplace = KroneckerLaplace(kfac(module, [batch], ["weight"], "gaussian"), priors, 5.0,
+                               [0.3, 2.0, 1.0])
     lam = 0.7
 
     def chunks():  # the data in two passes' worth of uneven chunks
         return [tuple(t[:10] for t in batch), tuple(t[10:] for t in batch)]
 
-    alpha, press = press_scale(module, ["weight"], curvature, priors, chunks,
-                               {"weight": lam})
+    press = press_values(module, ["weight"], laplace, chunks, {"weight": lam})
+    alpha, searched = press_scale(module, ["weight"], laplace, chunks, {"weight": lam})
     omega_c = priors["weight"].column_precision.numpy()
     expected = np.array([refitted_loo_error(X, Y, w, omega_c, a * lam) for a in SCALES])
     np.testing.assert_allclose(press, expected, rtol=1e-9)
+    # the coarse-to-fine search finds the grid's minimizer, evaluating 16 of 37 factors
     assert alpha == SCALES[np.argmin(expected)]
+    assert np.isfinite(searched).sum() == 16
+    np.testing.assert_allclose(searched[np.isfinite(searched)], press[np.isfinite(searched)],
+                               rtol=1e-12)
+
+
+def test_the_search_reads_the_data_again_when_it_does_not_keep_it(monkeypatch):
+    X, Y, _, module, priors = linear_problem(2, False)
+    batch = (torch.as_tensor(X), torch.as_tensor(Y))
+    laplace = KroneckerLaplace(kfac(module, [batch], ["weight"]), priors)
+    reads = []
+
+    def chunks():
+        reads.append(1)
+        return [tuple(t[:10] for t in batch), tuple(t[10:] for t in batch)]
+
+    kept = press_scale(module, ["weight"], laplace, chunks, {"weight": 0.7})
+    assert len(reads) == 2  # the gradient, then the Jacobians once for both passes
+    monkeypatch.setattr("sk_adareg._loo._CACHE_BYTES", 0)
+    reads.clear()
+    again = press_scale(module, ["weight"], laplace, chunks, {"weight": 0.7})
+    assert len(reads) == 3
+    assert kept[0] == again[0]
+    np.testing.assert_array_equal(kept[1], again[1])
 
 
 def heavy_tailed(n=80, seed=0):
@@ -78,9 +104,9 @@ def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
     seen = []
     rescale = callbacks.rescale_strengths
 
-    def recorded(net, dataset, curvature):
+    def recorded(net, dataset, laplace):
         before = dict(net.reg_lambda_)
-        alpha = rescale(net, dataset, curvature)
+        alpha = rescale(net, dataset, laplace)
         seen.append((before, dict(net.reg_lambda_), alpha,
                      net.criterion_.target_weights.tolist(), net.priors_.strengths.tolist()))
         return alpha
