@@ -44,11 +44,9 @@ Run from the repository root::
 Writes ``benchmarks/results/loo_strength.md``.
 """
 
-import math
 import time
 
 import numpy as np
-import torch
 from _common import RESULTS, write_report
 from _strength_study import (
     GRID,
@@ -56,12 +54,12 @@ from _strength_study import (
     comparison,
     coordinate_search,
     fit_variant,
-    linearization,
     set_strengths,
 )
 from multitarget import run_over_sets
 
-from sk_adareg._kfac import output_gradients
+from sk_adareg._loo import _Linearized
+from sk_adareg.laplace import KroneckerLaplace, kfac
 
 SCALES = np.logspace(-3, 6, 37)  # the factors alpha of the "scale" search
 VARIANTS = [("evidence", 60), ("LOO, coordinate", 60), ("LOO, scale", 60),
@@ -69,31 +67,18 @@ VARIANTS = [("evidence", 60), ("LOO, coordinate", 60), ("LOO, scale", 60),
 
 
 def press_criterion(module, names, priors, X, Y):
-    """``PRESS(lambdas)`` (one strength per weight of ``names``) at the current weights."""
-    curvature, layers = linearization(module, names, priors, X, Y)
-    n, k = curvature.n_samples, curvature.n_outputs
-    f, factors = output_gradients(module, X, names)
-    residuals = f.double() - Y.double()
-    for name, layer in zip(names, layers, strict=True):
-        # Point i's Jacobian of target k, in the eigenbasis: U[i, k] V[:, i]^T (p x d).
-        V = factors[0][name][0][:, 0, :].double() @ layer["layer"].Ma.T
-        U = torch.stack([f_k[name][1][:, 0, :].double() @ layer["row_map"].T
-                         for f_k in factors], dim=1)  # (n, k, p)
-        layer.update(U=U, Vt=V.T.contiguous(), U2=U**2, V2t=(V**2).T.contiguous())
+    """``PRESS(lambdas)`` (one strength per weight of ``names``) at the current weights.
+
+    The library's PRESS of ``reg_lambda="loo"`` (:mod:`sk_adareg._loo`), with a factor
+    per layer on unit strengths.
+    """
+    laplace = KroneckerLaplace(kfac(module, [(X, Y)], names, "gaussian"), priors)
+    linearized = _Linearized(module, names, laplace, lambda: [(X, Y)], dict.fromkeys(names, 1.0))
 
     def press(lambdas):
-        r = residuals.clone()
-        leverage = torch.full_like(r, 1.0 / n)
-        for layer, lam in zip(layers, lambdas, strict=True):
-            h = layer["h"]
-            step = -(layer["G"] + lam * layer["C"]) / (h + lam)
-            r += torch.einsum("ikp,pi->ik", layer["U"], step @ layer["Vt"])
-            leverage += torch.einsum("ikp,pi->ik", layer["U2"], (1.0 / (h + lam)) @ layer["V2t"])
-        if bool((leverage >= 1).any()):
-            return math.inf
-        return float(((r / (1 - leverage)) ** 2).sum())
+        return float(linearized.press([lambdas])[0])
 
-    return press, n * k
+    return press, laplace.curvature.n_samples * laplace.curvature.n_outputs
 
 
 class PRESSStrength(AfterEvidenceUpdate):

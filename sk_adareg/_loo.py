@@ -149,13 +149,19 @@ class _Linearized:
         self._cache = cache
 
     def press(self, scales):
-        """PRESS with every strength times each factor of ``scales``; inf where h reaches 1."""
+        """PRESS with the strengths times each factor of ``scales``; inf where h reaches 1.
+
+        A factor is one number for every layer, or a sequence of one per layer.
+        """
+        factors = [np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(self.layers),))
+                   for alpha in scales]
         steps, variances = [], []
-        for layer in self.layers:
-            h, C, G, lam = layer["h"], layer["C"], layer["G"], layer["lambda"]
+        for j, layer in enumerate(self.layers):
+            h, C, G = layer["h"], layer["C"], layer["G"]
+            lams = [alpha[j] * layer["lambda"] for alpha in factors]
             # Per factor: the mode's step and the posterior variances, both (p, d).
-            steps.append([-(G + alpha * lam * C) / (h + alpha * lam) for alpha in scales])
-            variances.append([1.0 / (h + alpha * lam) for alpha in scales])
+            steps.append([-(G + lam * C) / (h + lam) for lam in lams])
+            variances.append([1.0 / (h + lam) for lam in lams])
         press = np.zeros(len(scales))
         with torch.no_grad():
             for residuals, w, mapped in self._chunks():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, callbacks
-from sk_adareg._loo import SCALES, press_scale, press_values
+from sk_adareg._loo import SCALES, _Linearized, press_scale, press_values
 from sk_adareg.laplace import KroneckerLaplace, kfac
 from sk_adareg.prior import PriorCollection
 
@@ -153,3 +153,17 @@ def test_loo_refuses_classification_convolutions_and_one_sample_before_training(
     with pytest.raises(ValueError, match=r"'conv\.weight' is the weight of a Conv2d"):
         est.fit(X, Y)
     assert not hasattr(est, "net_")
+
+
+def test_a_factor_per_layer_agrees_with_one_factor_for_all():
+    X, Y = heavy_tailed(30)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="loo", adareg_layers="all",
+                                   max_epochs=3, cov_update_every=3, random_state=0).fit(X, Y)
+    module, names = est.net_.module_, est.net_.priors_.names
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    Yt = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
+    laplace = KroneckerLaplace(kfac(module, [(Xt, Yt)], names), est.net_.priors_)
+    linearized = _Linearized(module, names, laplace, lambda: [(Xt, Yt)],
+                             dict.fromkeys(names, 2.0))
+    one, per_layer, mixed = linearized.press([3.0, [3.0, 3.0], [3.0, 30.0]])
+    assert one == per_layer and mixed != one
