@@ -70,7 +70,8 @@ ADAREG_PARAMS = {
         leave-one-out), with the targets weighed alike: the evidence decides how
         the layers compare, leave-one-out how strong the prior is overall. It
         asks for stronger priors than ``"auto"`` where the targets have heavy
-        tails (``benchmarks/README.md``)."""),
+        tails; the leverages come from the Kronecker-factored posterior, which
+        makes them larger than the exact ones (``benchmarks/README.md``)."""),
     "u": _Hyperparameter(
         0.1, [Interval(Real, 0, math.inf, closed="neither")], "float",
         """Lower bound on the eigenvalues of both precision matrices, ``0 < u <= v``.
