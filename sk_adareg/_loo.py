@@ -23,10 +23,13 @@ intercept (the output bias; other unregularized parameters are left out). Then
 
 For a linear model with centred inputs, its bias at the optimum and no correlation
 between the targets in the prior (``Omega_r = I``), it is the exact leave-one-out
-error of the ridge fit. The leverages of one point's targets are taken one at a
-time (the diagonal of its k x k block): leaving a point out with all its targets at
-once, as K-fold cross-validation does, is exact for correlated targets too, but it asked
-for stronger priors and scored lower on the benchmark sets (``benchmarks/README.md``).
+error of the ridge fit. For a network the KFAC leverages are larger than those of the
+exact Gauss-Newton posterior, and PRESS with them asks for stronger priors
+(``benchmarks/exact_press.py``): what cross-validation picks on heavy-tailed targets.
+The leverages of one point's targets are taken one at a time (the diagonal of its
+k x k block): leaving a point out with all its targets at once, as K-fold
+cross-validation does, is exact for correlated targets too, but it asked for stronger
+priors and scored lower on the benchmark sets (``benchmarks/README.md``).
 A linear layer's Jacobian at one point is the outer product of its output gradient and
 its input, so no per-point matrix is formed: the search (:func:`press_scale`) costs
 about ``32 n P`` multiply-adds (``P`` regularized weights) per update, for small data
