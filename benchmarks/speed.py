@@ -14,8 +14,10 @@ min-max range of the per-repetition ratios A / B:
     epochs) for the classifier, 1,000 synthetic rows x 50 inputs x 7 targets
     for the regressor;
 (c) ``fit`` with the prior (last layer, the default; ``adareg_layers="all"``;
-    ``reg_lambda="auto"`` when the estimators accept it) against
-    ``reg_lambda=0``, same data and epochs;
+    ``reg_lambda="auto"`` on the last layer and on all layers; for the
+    regressor ``reg_lambda="loo"`` on all layers) against ``reg_lambda=0``,
+    same data and epochs (a learned strength against the fixed one with the
+    same layers is the ratio of two of these lines);
 (d) time per epoch (fit time / epochs) of the estimators with their defaults
     against scikit-learn's ``MLPClassifier``/``MLPRegressor`` with the same
     hidden layers, ``solver="adam"``, batch size and learning rate, at 1k,
@@ -66,7 +68,11 @@ PRIOR_CASES = [
     ("last layer (default)", {}, "c_last"),
     ("all layers", {"adareg_layers": "all"}, "c_all"),
     ('reg_lambda="auto"', {"reg_lambda": "auto"}, None),
+    ('reg_lambda="auto", all layers', {"reg_lambda": "auto", "adareg_layers": "all"}, None),
+    ('reg_lambda="loo", all layers', {"reg_lambda": "loo", "adareg_layers": "all"}, None),
 ]
+# "loo" scores squared errors: the regressor's only.
+REGRESSOR_ONLY = {'reg_lambda="loo", all layers'}
 
 
 # -- timing -------------------------------------------------------------------
@@ -282,6 +288,8 @@ def part_c(args, records, auto_missing):
         data = "1,000 digits" if task == "classifier" else "1,000 x 50, 7 targets"
         for label, params, goal in PRIOR_CASES:
             if params.get("reg_lambda") == "auto" and auto_missing:
+                continue
+            if label in REGRESSOR_ONLY and task != "regressor":
                 continue
             case = f"{task}, {data}, {args.fit_epochs} epochs: {label}"
             print(f"(c) {case}", flush=True)
