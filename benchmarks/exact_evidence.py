@@ -94,7 +94,14 @@ class ExactEvidence:
         return np.exp(result.x[:m]), np.exp(result.x[m:])
 
 
-def run_one(name, rep, _, data):
+def small_fit(name, rep, data, reg_lambda, dtype):
+    """Fit ``reg_lambda`` on all layers on a split of ``multitarget.py``, if the net is small.
+
+    Returns ``(None, row)`` with the weight count when the network has more than
+    ``MAX_PARAMETERS`` regularized weights, else ``(model, r2)`` and the training inputs
+    and targets as the net trains on them (the estimator's internal target units), as
+    tensors of ``dtype``: ``(model, r2, X, y)``.
+    """
     torch.set_num_threads(1)
     Y = data[1]
     split = prepared(name, data, rep)
@@ -102,17 +109,31 @@ def run_one(name, rep, _, data):
     hidden = 100  # the estimators' default network
     weights = A_train.shape[1] * hidden + hidden * Y.shape[1]
     if weights > MAX_PARAMETERS:
-        return {"set": name, "rep": rep, "weights": weights}  # too large: left out
-    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
+        return None, {"set": name, "rep": rep, "weights": weights}  # too large: left out
+    model = AdaRegMultiTaskRegressor(reg_lambda=reg_lambda, adareg_layers="all",
                                      max_epochs=EPOCHS, random_state=rep)
-    r2 = fit_and_score(model, Y, split)
+    r2 = float(np.nanmean(fit_and_score(model, Y, split)))
+    X = torch.as_tensor(A_train, dtype=dtype)
+    y = torch.as_tensor(model._target_scaler_.transform(target.transform(Y[train])),
+                        dtype=dtype).reshape(len(X), -1)
+    return model, r2, X, y
+
+
+def left_out_note(results, sets):
+    """The table of the fitted sets, and the line naming the sets left out."""
+    left_out = sorted(set(results.loc[results["r2"].isna(), "set"]), key=sets.index)
+    return (results.dropna(subset=["r2"]),
+            f"\n\nLeft out (more weights): {', '.join(left_out) or 'none'}.")
+
+
+def run_one(name, rep, _, data):
+    model, *fitted = small_fit(name, rep, data, "auto", torch.float64)
+    if model is None:
+        return fitted[0]
+    r2, X, y = fitted
     net = model.net_
     curvature, lam_kfac, noise = model._posterior_
     curvature = map_curvature(curvature, torch.as_tensor)
-    X = torch.as_tensor(A_train, dtype=torch.float64)
-    # The net trains on the estimator's internal target units.
-    y = torch.as_tensor(model._target_scaler_.transform(target.transform(Y[train])),
-                        dtype=torch.float64).reshape(len(X), -1)
     exact = ExactEvidence(net, X, y)
     names = exact.names
     lam_k = np.array([lam_kfac[n] for n in names])
@@ -129,7 +150,7 @@ def run_one(name, rep, _, data):
 
     strength_k, strength_e = loss_units(lam_k, beta_k), loss_units(lam_e, beta_e)
     return {"set": name, "rep": rep, "weights": exact.n_parameters,
-            "r2": float(np.nanmean(r2)),
+            "r2": r2,
             "hidden (KFAC / exact)": f"{strength_k[0]:.3g} / {strength_e[0]:.3g}",
             "output (KFAC / exact)": f"{strength_k[-1]:.3g} / {strength_e[-1]:.3g}",
             "exact / KFAC strength, geometric mean": float(np.exp(np.mean(
@@ -142,14 +163,13 @@ def run_one(name, rep, _, data):
 
 def main():
     args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, [None])
-    left_out = sorted(set(results.loc[results["r2"].isna(), "set"]), key=sets.index)
-    table = results.dropna(subset=["r2"])
+    table, left_out = left_out_note(results, sets)
     body = (f"`reg_lambda=\"auto\"`, all layers, {EPOCHS} epochs, {args.repetitions} "
             f"repetition(s); the sets whose network has at most {MAX_PARAMETERS} regularized "
             "weights. Strengths in the loss's units (as `reg_lambda_`), noise variances in "
             "the network's target units, log evidences in nats; `r2` is the test R² of the "
             "fitted network.\n\n" + table.to_markdown(index=False, floatfmt=".3f")
-            + f"\n\nLeft out (more weights): {', '.join(left_out) or 'none'}.")
+            + left_out)
     print(body)
     write_report("exact_evidence", body)
 

@@ -24,15 +24,12 @@ Writes ``benchmarks/results/exact_press.md``.
 import numpy as np
 import torch
 from _common import write_report
-from multitarget import fit_and_score, prepared, run_over_sets
+from exact_evidence import EPOCHS, MAX_PARAMETERS, left_out_note, small_fit
+from multitarget import run_over_sets
 
-from sk_adareg import AdaRegMultiTaskRegressor
 from sk_adareg._kfac import output_gradients
 from sk_adareg._loo import SCALES, _Linearized
 from sk_adareg.laplace import KroneckerLaplace, kfac
-
-MAX_PARAMETERS = 4000
-EPOCHS = 200
 
 
 def exact_press(module, names, priors, X, Y, lambdas):
@@ -65,23 +62,12 @@ def exact_press(module, names, priors, X, Y, lambdas):
 
 
 def run_one(name, rep, _, data):
-    torch.set_num_threads(1)
-    Y = data[1]
-    split = prepared(name, data, rep)
-    train, _, A_train, _, target = split
-    hidden = 100  # the estimators' default network
-    weights = A_train.shape[1] * hidden + hidden * Y.shape[1]
-    if weights > MAX_PARAMETERS:
-        return {"set": name, "rep": rep, "weights": weights}  # too large: left out
-    model = AdaRegMultiTaskRegressor(reg_lambda="loo", adareg_layers="all",
-                                     max_epochs=EPOCHS, random_state=rep)
-    r2 = fit_and_score(model, Y, split)
+    model, *fitted = small_fit(name, rep, data, "loo", torch.float32)
+    if model is None:
+        return fitted[0]
+    r2, X, y = fitted
     net = model.net_
     module, names = net.module_, list(net.priors_.names)
-    X = torch.as_tensor(A_train, dtype=torch.float32)
-    # The net trains on the estimator's internal target units.
-    y = torch.as_tensor(model._target_scaler_.transform(target.transform(Y[train])),
-                        dtype=torch.float32).reshape(len(X), -1)
     n_values = y.shape[0] * y.shape[1]
     lambdas = [net.reg_lambda_[m] * n_values for m in names]  # units of 1/2 SSE
     laplace = KroneckerLaplace(kfac(module, [(X, y)], names), net.priors_)
@@ -89,8 +75,8 @@ def run_one(name, rep, _, data):
                             dict(zip(names, lambdas, strict=True))).press(SCALES)
     exact = exact_press(module, names, net.priors_, X, y, lambdas)
     best_kfac, best_exact = int(np.argmin(with_kfac)), int(np.argmin(exact))
-    return {"set": name, "rep": rep, "weights": weights, "n": len(X),
-            "r2": float(np.nanmean(r2)),
+    weights = sum(module.get_parameter(m).numel() for m in names)
+    return {"set": name, "rep": rep, "weights": weights, "n": len(X), "r2": r2,
             "factor by KFAC PRESS": float(SCALES[best_kfac]),
             "factor by exact PRESS": float(SCALES[best_exact]),
             "exact PRESS at KFAC's / its own factor":
@@ -100,15 +86,14 @@ def run_one(name, rep, _, data):
 
 def main():
     args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, [None])
-    left_out = sorted(set(results.loc[results["r2"].isna(), "set"]), key=sets.index)
-    table = results.dropna(subset=["r2"])
+    table, left_out = left_out_note(results, sets)
     body = (f"`reg_lambda=\"loo\"`, all layers, {EPOCHS} epochs, {args.repetitions} "
             f"repetition(s); the sets whose network has at most {MAX_PARAMETERS} regularized "
             "weights. At the final weights, the factor on the strengths in force that "
             "minimizes PRESS with the KFAC leverages (what the library uses) and with the "
             "exact Gauss-Newton ones; PRESS in the network's target units; `r2` is the test "
             "R² of the fitted network.\n\n" + table.to_markdown(index=False, floatfmt=".3g")
-            + f"\n\nLeft out (more weights): {', '.join(left_out) or 'none'}.")
+            + left_out)
     print(body)
     write_report("exact_press", body)
 
