@@ -12,10 +12,12 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 from ._batches import WeightedTarget
 from ._evidence import TargetWeightedMSELoss, likelihood_of
+from ._fast_step import step_plan
 from ._kfac import resolve_kfac_layers
 from ._layers import resolve_adareg_layers
 from ._params import (
@@ -145,6 +147,7 @@ class AdaRegMixin:
         finally:
             if method_name == "on_train_end":  # a fitted net keeps no module lists
                 self._batch_listeners = self._mode_modules = None
+                self.__dict__["_fast_step"] = None
 
     def _find_batch_listeners(self):
         """The bound per-batch methods that do something, and the modules' train switches."""
@@ -244,6 +247,11 @@ class AdaRegMixin:
                     f"input DeCov decorrelates; {type(self.module_).__name__} has none.")
             # Looked up from the module each fit: the hook travels with the module.
             self.decov_recorder_ = InputRecorder.attach(layer)
+        # DeCov's penalty and any override of the loss or the forward call need get_loss.
+        plain = (not self.decov_lambda and self.module_ is self._adareg_module
+                 and _skorch_steps(type(self)))
+        self.__dict__["_fast_step"] = (
+            step_plan(self.module_, self.criterion_) if plain else None)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Data loss, plus ``reg_lambda * penalty`` (and DeCov) when ``training``.
@@ -298,8 +306,22 @@ class AdaRegMixin:
         The returned loss includes the penalty. A subclass whose own
         ``train_step_single`` comes first in the method order (skorch's
         ``AccelerateMixin``) gets the penalty through ``get_loss`` instead.
+
+        For the estimators' default network, a ReLU :class:`~sk_adareg._mlp.MLP`
+        without dropout or batch norm, under ``CrossEntropyLoss`` or a squared
+        error, the forward and backward passes run without autograd
+        (:mod:`sk_adareg._fast_step`): the same kernels, hence the same
+        gradients to the last bit, at about two thirds of the cost on a CPU.
         """
-        scale = None if self._auto else self.reg_lambda
+        fast = self.__dict__.get("_fast_step")
+        if fast is not None and not fit_params:
+            X, y = unpack_data(batch)
+            if fast.applies(X, y):
+                X, y = X.to(self.device), y.to(self.device)  # as skorch's to_tensor moves them
+                self._set_training(True)
+                loss, y_pred = fast(X, y)
+                self.batch_data_loss_ = loss
+                return self._add_penalty({"loss": loss, "y_pred": y_pred})
         if not (self._auto or self.reg_lambda):
             return super().train_step_single(batch, **fit_params)
         # In __dict__ directly: skorch's __setattr__ costs more than a small layer's penalty.
@@ -308,9 +330,15 @@ class AdaRegMixin:
             step = super().train_step_single(batch, **fit_params)
         finally:
             self.__dict__["_penalty_after_backward"] = False
+        return self._add_penalty(step)
+
+    def _add_penalty(self, step):
+        """Add the penalty's gradient to the weights' ``.grad``, its value to the step's loss."""
+        if not (self._auto or self.reg_lambda):
+            return step
         # With a fixed reg_lambda the strengths are 1 (set in on_train_begin).
         penalty = self.priors_.add_penalty_gradients(
-            self._adareg_module, 1.0 if scale is None else float(scale),
+            self._adareg_module, 1.0 if self._auto else float(self.reg_lambda),
             use_strengths=self._auto)
         step["loss"] = step["loss"] + penalty
         return step
@@ -330,6 +358,27 @@ class AdaRegMixin:
         if process_count(self) > 1:
             broadcast_buffers(self.priors_)
         return self
+
+
+# The methods that the by-hand training step stands in for, and where skorch defines them.
+_STEP_METHODS = ("get_loss", "infer", "train_step_single", "_weighted_loss")
+
+
+def _skorch_steps(cls):
+    """Whether ``cls`` computes its training loss as the mixin and skorch's nets do.
+
+    True when no class in its method order but the mixin and skorch's own nets
+    overrides a method that the training step calls (a subclass that overrides
+    ``train_step_single`` before the mixin and calls ``super()`` still gets it).
+    """
+    mro = cls.__mro__
+    after = mro[mro.index(AdaRegMixin):]
+    own = {AdaRegMixin, NeuralNet, NeuralNetClassifier, NeuralNetRegressor}
+    for name in _STEP_METHODS:
+        classes = after if name == "train_step_single" else mro
+        if any(name in vars(k) and k not in own for k in classes):
+            return False
+    return True
 
 
 def _check_loo(layers, likelihood, criterion, X):

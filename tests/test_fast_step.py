@@ -1,0 +1,209 @@
+"""The MLP's training step without autograd: the same gradients, bit for bit, or autograd."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import sk_adareg.net
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
+from sk_adareg._batches import WeightedTarget
+from sk_adareg._evidence import TargetWeightedMSELoss
+from sk_adareg._fast_step import FastStep, step_plan
+from sk_adareg._mlp import MLP
+from sk_adareg.net import AdaRegNeuralNetRegressor
+
+
+def criterion(kind, n_outputs):
+    if kind == "cross_entropy":
+        return nn.CrossEntropyLoss()
+    if kind == "mse":
+        return nn.MSELoss()
+    loss = TargetWeightedMSELoss(n_outputs)
+    loss.target_weights.copy_(torch.linspace(0.5, 2.0, n_outputs))
+    return loss
+
+
+def batch(kind, n_outputs, generator, rows=13):
+    X = torch.randn(rows, 5, generator=generator)
+    if kind == "cross_entropy":
+        return X, torch.randint(0, n_outputs, (rows,), generator=generator)
+    return X, torch.randn(rows, n_outputs, generator=generator)
+
+
+@pytest.mark.parametrize(("hidden", "kind", "n_outputs"), list(itertools.product(
+    [(), (16,), (32, 8)], ["cross_entropy", "mse", "weighted_mse"], [1, 3])))
+def test_steps_equal_autograd_to_the_last_bit(hidden, kind, n_outputs):
+    n_outputs = max(n_outputs, 2) if kind == "cross_entropy" else n_outputs
+    loss_fn = criterion(kind, n_outputs)
+    torch.manual_seed(0)
+    reference = MLP(5, n_outputs, hidden)
+    fast = MLP(5, n_outputs, hidden)
+    fast.load_state_dict(reference.state_dict())
+    step = step_plan(fast, loss_fn)
+    assert isinstance(step, FastStep)
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (reference, fast)]
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(15):  # through Adam, so that a different gradient shows in the weights
+        X, y = batch(kind, n_outputs, generator)
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        out = reference(X)
+        expected = loss_fn(out, y)
+        expected.backward()
+        assert step.applies(X, y)
+        loss, y_pred = step(X, y)
+        assert torch.equal(loss, expected.detach())
+        assert torch.equal(y_pred, out.detach())
+        for a, b in zip(reference.parameters(), fast.parameters(), strict=True):
+            assert torch.equal(a.grad, b.grad)
+        for optimizer in optimizers:
+            optimizer.step()
+    for a, b in zip(reference.parameters(), fast.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_gradients_add_to_existing_ones_as_autograd_accumulates():
+    torch.manual_seed(0)
+    reference, fast = MLP(5, 2, (8,)), MLP(5, 2, (8,))
+    fast.load_state_dict(reference.state_dict())
+    step = step_plan(fast, nn.MSELoss())
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(2):  # the second batch adds to the first's gradients
+        X, y = batch("mse", 2, generator)
+        nn.MSELoss()(reference(X), y).backward()
+        step(X, y)
+    for a, b in zip(reference.parameters(), fast.parameters(), strict=True):
+        assert torch.equal(a.grad, b.grad)
+
+
+class Wrapped(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = MLP(5, 2)
+
+    def forward(self, X):
+        return self.inner(X)
+
+
+def frozen():
+    module = MLP(5, 2)
+    module.output.bias.requires_grad_(False)
+    return module
+
+
+def hooked():
+    module = MLP(5, 2)
+    module.output.register_forward_hook(lambda *args: None)
+    return module
+
+
+def tensor_hooked():
+    module = MLP(5, 2)
+    module.output.weight.register_hook(lambda grad: grad)
+    return module
+
+
+@pytest.mark.parametrize(("make_module", "loss_fn"), [
+    (lambda: MLP(5, 2, dropout=0.1), nn.MSELoss()),
+    (lambda: MLP(5, 2, batch_norm=True), nn.MSELoss()),
+    (Wrapped, nn.MSELoss()),
+    (frozen, nn.MSELoss()),
+    (hooked, nn.MSELoss()),
+    (tensor_hooked, nn.MSELoss()),
+    (lambda: MLP(5, 2), nn.L1Loss()),
+    (lambda: MLP(5, 2), nn.MSELoss(reduction="sum")),
+    (lambda: MLP(5, 2), nn.CrossEntropyLoss(weight=torch.ones(2))),
+    (lambda: MLP(5, 2), nn.CrossEntropyLoss(label_smoothing=0.1)),
+    (lambda: MLP(5, 2), TargetWeightedMSELoss(2, reduction="none")),
+])
+def test_anything_else_goes_through_autograd(make_module, loss_fn):
+    assert step_plan(make_module(), loss_fn) is None
+
+
+def test_global_module_hooks_go_through_autograd():
+    handle = nn.modules.module.register_module_forward_hook(lambda *args: None)
+    try:
+        assert step_plan(MLP(5, 2), nn.MSELoss()) is None
+    finally:
+        handle.remove()
+    assert step_plan(MLP(5, 2), nn.MSELoss()) is not None
+
+
+def test_batches_it_cannot_take():
+    step = step_plan(MLP(5, 2), nn.MSELoss())
+    X, y = torch.randn(4, 5), torch.randn(4, 2)
+    assert step.applies(X, y)
+    assert not step.applies(X.double(), y)
+    assert not step.applies(X, y[:, :1])  # would broadcast
+    assert not step.applies(X.reshape(4, 5, 1), y)
+    assert not step.applies(X, WeightedTarget(y, torch.ones(4)))
+    with torch.no_grad():
+        assert not step.applies(X, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not step.applies(X, y)
+    step = step_plan(MLP(5, 3), nn.CrossEntropyLoss())
+    assert step.applies(X, torch.tensor([0, 2, 1, 0]))
+    assert not step.applies(X, torch.randn(4, 3))  # class probabilities
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    calls = []
+    original = FastStep.__call__
+
+    def counted(self, X, y):
+        calls.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(FastStep, "__call__", counted)
+    return calls
+
+
+@pytest.mark.parametrize(("Estimator", "params"), [
+    (AdaRegClassifier, {}),
+    (AdaRegClassifier, {"reg_lambda": 0.0, "adareg_layers": "all"}),
+    (AdaRegMultiTaskRegressor, {"reg_lambda": "auto", "adareg_layers": "all"}),
+    (AdaRegMultiTaskRegressor, {"hidden_layer_sizes": (8, 4)}),
+])
+def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_steps,
+                                                  monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    if Estimator is AdaRegMultiTaskRegressor:
+        y = np.column_stack([X[:, 0] - X[:, 1], X[:, 2] ** 2])
+    kwargs = {"hidden_layer_sizes": (16,), "max_epochs": 12, "batch_size": 32,
+              "cov_update_every": 4, "random_state": 0, **params}
+    fast = Estimator(**kwargs).fit(X, y)
+    assert count_steps == [32, 32, 26] * 12  # every training batch took it
+    monkeypatch.setattr(sk_adareg.net, "step_plan", lambda module, criterion: None)
+    slow = Estimator(**kwargs).fit(X, y)
+    assert len(count_steps) == 36
+    for (name, a), b in zip(fast.net_.module_.named_parameters(),
+                            slow.net_.module_.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    np.testing.assert_array_equal(fast.row_precision_, slow.row_precision_)
+    np.testing.assert_array_equal(fast.net_.history[:, "train_loss"],
+                                  slow.net_.history[:, "train_loss"])
+
+
+class ExtraLoss(AdaRegNeuralNetRegressor):
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return super().get_loss(y_pred, y_true, X=X, training=training) + 1.0
+
+
+@pytest.mark.parametrize(("net_class", "params"), [
+    (ExtraLoss, {}),
+    (AdaRegNeuralNetRegressor, {"decov_lambda": 0.1}),
+])
+def test_nets_that_need_get_loss_do_not_take_it(net_class, params, count_steps):
+    X = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
+    y = X[:, :2].copy()
+    net = net_class(MLP, module__n_features=5, module__n_outputs=2, max_epochs=2,
+                    batch_size=20, verbose=0, train_split=None, **params).fit(X, y)
+    assert count_steps == []
+    if net_class is ExtraLoss:  # the override is in the recorded loss
+        assert net.history[-1, "train_loss"] > 1.0
