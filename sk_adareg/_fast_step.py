@@ -12,8 +12,9 @@ of ``Linear`` and ``ReLU`` layers under ``CrossEntropyLoss``, ``MSELoss`` or
 backward calls, in its order and memory layouts: the gradients are the
 same to the last bit (``tests/test_fast_step.py`` checks it). Anything
 else (other modules or criteria, hooks, frozen weights, dropout, batch
-norm, autocast, sample weights, inputs of more than two dimensions) goes
-through autograd as before.
+norm, autocast, inputs of more than two dimensions) goes through autograd as
+before. Batches with sample weights take it too, with the weighted mean of
+``AdaRegMixin.get_loss``.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -107,12 +108,15 @@ class FastStep:
     def __init__(self, linears, criterion, kind):
         self.linears, self.criterion, self.kind = linears, criterion, kind
 
-    def applies(self, X, y):
-        """Whether the batch ``(X, y)`` can take this step (else autograd's)."""
+    def applies(self, X, y, sample_weight=None):
+        """Whether the batch ``(X, y)`` (with ``sample_weight``) can take this step."""
         weight = self.linears[0].weight
         if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)
                 and X.dim() == 2 and torch.is_grad_enabled()
                 and not _autocast(weight.device.type)):
+            return False
+        if sample_weight is not None and not (
+                isinstance(sample_weight, torch.Tensor) and sample_weight.shape == X.shape[:1]):
             return False
         dtype = weight.dtype
         if X.dtype != dtype:
@@ -122,7 +126,7 @@ class FastStep:
         return y.dtype == dtype and y.shape == (X.shape[0], self.linears[-1].out_features)
 
     @torch.no_grad()
-    def __call__(self, X, y):
+    def __call__(self, X, y, sample_weight=None):
         """Forward and backward on one batch; the gradients are added to the parameters' ``.grad``.
 
         Parameters
@@ -130,11 +134,15 @@ class FastStep:
         X : torch.Tensor of shape (batch, n_features)
         y : torch.Tensor
             Class indices (cross-entropy) or targets of the outputs' shape.
+        sample_weight : torch.Tensor of shape (batch,), default=None
+            With weights, the loss is the mean of the samples' losses weighted
+            by them and divided by their sum, as ``AdaRegMixin.get_loss``
+            computes it.
 
         Returns
         -------
         loss : torch.Tensor
-            The mean loss of the batch, a scalar without gradient.
+            The loss of the batch, a scalar without gradient.
         y_pred : torch.Tensor
             The network's outputs.
         """
@@ -145,7 +153,10 @@ class FastStep:
             h = torch.addmm(layer.bias, h, layer.weight.t())
             if k < len(self.linears) - 1:
                 h = torch.relu(h)
-        loss, grad = self._loss_and_grad(h, y)
+        if sample_weight is None:
+            loss, grad = self._loss_and_grad(h, y, None)
+        else:
+            loss, grad = self._weighted_loss_and_grad(h, y, sample_weight)
         for k in range(len(self.linears) - 1, -1, -1):
             layer = self.linears[k]
             # addmm's backward for a transposed (column-major) weight, then t()'s.
@@ -155,23 +166,52 @@ class FastStep:
                 grad = _aten.threshold_backward(grad.mm(layer.weight), inputs[k], 0)
         return loss, h
 
-    def _loss_and_grad(self, out, y):
-        """The loss and its gradient with respect to ``out``, as autograd computes them."""
-        one = torch.ones((), dtype=out.dtype, device=out.device)
+    def _loss_and_grad(self, out, y, grad_losses):
+        """The loss and its gradient with respect to ``out``, as autograd computes them.
+
+        With ``grad_losses`` None, the criterion's mean and its gradient; else
+        the per-sample losses (``reduction="none"``) and the gradient of
+        ``sum(grad_losses * losses)``.
+        """
+        reduction = 1 if grad_losses is None else 0  # torch's enum: 1 mean, 0 none
+        one = (torch.ones((), dtype=out.dtype, device=out.device) if grad_losses is None
+               else grad_losses)
         if self.kind == "cross_entropy":
             ignore = self.criterion.ignore_index
             log_p = torch.log_softmax(out, 1)
-            loss, total = _aten.nll_loss_forward(log_p, y, None, 1, ignore)
-            grad = _aten.nll_loss_backward(one, log_p, y, None, 1, ignore, total)
+            loss, total = _aten.nll_loss_forward(log_p, y, None, reduction, ignore)
+            grad = _aten.nll_loss_backward(one, log_p, y, None, reduction, ignore, total)
             return loss, _aten._log_softmax_backward_data(grad, log_p, 1, out.dtype)
         if self.kind == "mse":
-            return (_aten.mse_loss(out, y, 1), _aten.mse_loss_backward(one, out, y, 1))
+            return (_aten.mse_loss(out, y, reduction),
+                    _aten.mse_loss_backward(one, out, y, reduction))
         weights = self.criterion.target_weights
         diff = out - y
-        loss = (diff ** 2 * weights).mean()
+        losses = diff ** 2 * weights
         # mean's, mul's and pow's backward formulas, in autograd's order.
-        grad = one.expand(diff.shape) / diff.numel() * weights
-        return loss, grad * (2.0 * diff.pow(1.0))
+        if grad_losses is None:
+            losses, grad = losses.mean(), one.expand(diff.shape) / diff.numel()
+        else:
+            grad = grad_losses
+        return losses, grad * weights * (2.0 * diff.pow(1.0))
+
+    def _weighted_loss_and_grad(self, out, y, sample_weight):
+        """``AdaRegMixin._weighted_loss`` and its gradient with respect to ``out``."""
+        n = out.shape[0]
+        weights = sample_weight.to(out.dtype)
+        total = weights.sum()
+        denominator = torch.where(total > 0, total, 1.0)
+        # The backward of sum(weights * losses) / denominator down to the losses, each
+        # formula as autograd's: div's, sum's, mul's, then mean(dim=1)'s.
+        per_row = torch.ones((), dtype=out.dtype, device=out.device) / denominator
+        per_row = per_row.expand(n) * weights
+        width = 1 if self.kind == "cross_entropy" else out.shape[1]
+        grad_losses = per_row.unsqueeze(1).expand(n, width) / width
+        if self.kind == "cross_entropy":
+            grad_losses = grad_losses.reshape(n)
+        losses, grad = self._loss_and_grad(out, y, grad_losses)
+        losses = losses.reshape(n, -1).mean(dim=1)
+        return (weights * losses).sum() / denominator, grad
 
 
 def _autocast(device_type):

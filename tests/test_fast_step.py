@@ -65,6 +65,33 @@ def test_steps_equal_autograd_to_the_last_bit(hidden, kind, n_outputs):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("kind", ["cross_entropy", "mse", "weighted_mse"])
+def test_weighted_batches_equal_the_nets_weighted_loss(kind):
+    torch.manual_seed(0)
+    reference, fast = MLP(5, 3, (16,)), MLP(5, 3, (16,))
+    fast.load_state_dict(reference.state_dict())
+    net = AdaRegNeuralNetRegressor(MLP, module__n_features=5, module__n_outputs=3,
+                                   criterion=type(criterion(kind, 3))).initialize()
+    net.criterion_ = loss_fn = criterion(kind, 3)
+    step = step_plan(fast, loss_fn)
+    generator = torch.Generator().manual_seed(3)
+    weights = [torch.rand(13, generator=generator, dtype=torch.float64) * 3,
+               torch.zeros(13, dtype=torch.float64)]  # a batch of zero weights adds nothing
+    for sample_weight in weights:
+        X, y = batch(kind, 3, generator)
+        reference.zero_grad()
+        fast.zero_grad()
+        out = reference(X)
+        expected = net._weighted_loss(out, WeightedTarget(y, sample_weight), X, True)
+        expected.backward()
+        assert step.applies(X, y, sample_weight)
+        loss, _ = step(X, y, sample_weight)
+        assert torch.equal(loss, expected.detach())
+        for a, b in zip(reference.parameters(), fast.parameters(), strict=True):
+            assert torch.equal(a.grad, b.grad)
+    assert not step.applies(X, y, sample_weight[:5])
+
+
 def test_gradients_add_to_existing_ones_as_autograd_accumulates():
     torch.manual_seed(0)
     reference, fast = MLP(5, 2, (8,)), MLP(5, 2, (8,))
@@ -139,7 +166,7 @@ def test_batches_it_cannot_take():
     assert not step.applies(X.double(), y)
     assert not step.applies(X, y[:, :1])  # would broadcast
     assert not step.applies(X.reshape(4, 5, 1), y)
-    assert not step.applies(X, WeightedTarget(y, torch.ones(4)))
+    assert not step.applies(X, WeightedTarget(y, torch.ones(4)))  # the net unpacks it
     with torch.no_grad():
         assert not step.applies(X, y)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -154,9 +181,9 @@ def count_steps(monkeypatch):
     calls = []
     original = FastStep.__call__
 
-    def counted(self, X, y):
+    def counted(self, X, y, sample_weight=None):
         calls.append(len(X))
-        return original(self, X, y)
+        return original(self, X, y, sample_weight)
 
     monkeypatch.setattr(FastStep, "__call__", counted)
     return calls
@@ -167,6 +194,8 @@ def count_steps(monkeypatch):
     (AdaRegClassifier, {"reg_lambda": 0.0, "adareg_layers": "all"}),
     (AdaRegMultiTaskRegressor, {"reg_lambda": "auto", "adareg_layers": "all"}),
     (AdaRegMultiTaskRegressor, {"hidden_layer_sizes": (8, 4)}),
+    (AdaRegClassifier, {"class_weight": "balanced"}),  # sample weights inside
+    (AdaRegMultiTaskRegressor, {"reg_lambda": "auto", "sample_weight": True}),
 ])
 def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_steps,
                                                   monkeypatch):
@@ -175,12 +204,14 @@ def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_steps,
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
     if Estimator is AdaRegMultiTaskRegressor:
         y = np.column_stack([X[:, 0] - X[:, 1], X[:, 2] ** 2])
+    fit_params = {"sample_weight": rng.integers(0, 3, len(X))} if params.pop(
+        "sample_weight", False) else {}
     kwargs = {"hidden_layer_sizes": (16,), "max_epochs": 12, "batch_size": 32,
               "cov_update_every": 4, "random_state": 0, **params}
-    fast = Estimator(**kwargs).fit(X, y)
+    fast = Estimator(**kwargs).fit(X, y, **fit_params)
     assert count_steps == [32, 32, 26] * 12  # every training batch took it
     monkeypatch.setattr(sk_adareg.net, "step_plan", lambda module, criterion: None)
-    slow = Estimator(**kwargs).fit(X, y)
+    slow = Estimator(**kwargs).fit(X, y, **fit_params)
     assert len(count_steps) == 36
     for (name, a), b in zip(fast.net_.module_.named_parameters(),
                             slow.net_.module_.parameters(), strict=True):
