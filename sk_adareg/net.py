@@ -268,7 +268,7 @@ class AdaRegMixin:
         if not training:
             return loss
         # Handed to the prior_update callback, which clears it at the batch's end.
-        self.batch_data_loss_ = loss.detach()
+        self.__dict__["batch_data_loss_"] = loss.detach()  # skorch's __setattr__ costs
         if self.__dict__.get("_penalty_after_backward"):
             pass  # train_step_single adds the penalty's gradient and value itself
         elif self._auto:  # the learned strengths are in the priors' strengths
@@ -327,7 +327,7 @@ class AdaRegMixin:
                     weights = weights.to(self.device)
                 self._set_training(True)
                 loss, y_pred = fast(X, y, weights)
-                self.batch_data_loss_ = loss
+                self.__dict__["batch_data_loss_"] = loss
                 return self._add_penalty({"loss": loss, "y_pred": y_pred})
         if not (self._auto or self.reg_lambda):
             return super().train_step_single(batch, **fit_params)
