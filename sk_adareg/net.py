@@ -134,6 +134,8 @@ class AdaRegMixin:
         callbacks that override skorch's no-op ``Callback`` method) are found
         once per epoch, at ``on_epoch_begin``, instead of calling every
         callback at every batch; the callbacks cannot change within an epoch.
+        After the callbacks' ``on_epoch_begin`` (which may add hooks), the net
+        decides whether the epoch's steps can run without autograd.
         """
         listeners = self.__dict__.get("_batch_listeners")
         if listeners is not None and method_name in self._BATCH_EVENTS:
@@ -145,6 +147,8 @@ class AdaRegMixin:
         try:
             return super().notify(method_name, **cb_kwargs)
         finally:
+            if method_name == "on_epoch_begin":
+                self.__dict__["_fast_step"] = self._fast_step_plan()
             if method_name == "on_train_end":  # a fitted net keeps no module lists
                 self._batch_listeners = self._mode_modules = None
                 self.__dict__["_fast_step"] = None
@@ -247,11 +251,13 @@ class AdaRegMixin:
                     f"input DeCov decorrelates; {type(self.module_).__name__} has none.")
             # Looked up from the module each fit: the hook travels with the module.
             self.decov_recorder_ = InputRecorder.attach(layer)
+
+    def _fast_step_plan(self):
+        """This net's training step without autograd, or None (:mod:`sk_adareg._fast_step`)."""
         # DeCov's penalty and any override of the loss or the forward call need get_loss.
-        plain = (not self.decov_lambda and self.module_ is self._adareg_module
-                 and _skorch_steps(type(self)))
-        self.__dict__["_fast_step"] = (
-            step_plan(self.module_, self.criterion_) if plain else None)
+        if self.decov_lambda or self.module_ is not self._adareg_module:
+            return None
+        return step_plan(self.module_, self.criterion_) if _skorch_steps(type(self)) else None
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Data loss, plus ``reg_lambda * penalty`` (and DeCov) when ``training``.

@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 import sk_adareg.net
@@ -238,3 +239,25 @@ def test_nets_that_need_get_loss_do_not_take_it(net_class, params, count_steps):
     assert count_steps == []
     if net_class is ExtraLoss:  # the override is in the recorded loss
         assert net.history[-1, "train_loss"] > 1.0
+
+
+class HookFromEpoch(Callback):
+    """Registers a forward hook at the start of the second epoch."""
+
+    def initialize(self):
+        self.calls = []
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) == 2:
+            net.module_.output.register_forward_hook(lambda *args: self.calls.append(1))
+
+
+def test_a_hook_added_during_the_fit_is_honoured_from_that_epoch(count_steps):
+    X = np.random.default_rng(0).normal(size=(40, 5)).astype(np.float32)
+    hook = HookFromEpoch()
+    AdaRegNeuralNetRegressor(MLP, module__n_features=5, module__n_outputs=2, max_epochs=3,
+                             batch_size=20, verbose=0, train_split=None,
+                             callbacks=[hook]).fit(X, X[:, :2].copy())
+    assert count_steps == [20, 20]  # the first epoch only
+    assert len(hook.calls) == 4  # the hook saw the batches of the next two epochs
