@@ -34,21 +34,26 @@ def batch(kind, n_outputs, generator, rows=13):
     return X, torch.randn(rows, n_outputs, generator=generator)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("hidden", "kind", "n_outputs"), list(itertools.product(
     [(), (16,), (32, 8)], ["cross_entropy", "mse", "weighted_mse"], [1, 3])))
-def test_steps_equal_autograd_to_the_last_bit(hidden, kind, n_outputs):
+def test_steps_equal_autograd_to_the_last_bit(hidden, kind, n_outputs, device):
     n_outputs = max(n_outputs, 2) if kind == "cross_entropy" else n_outputs
-    loss_fn = criterion(kind, n_outputs)
+    loss_fn = criterion(kind, n_outputs).to(device)
     torch.manual_seed(0)
-    reference = MLP(5, n_outputs, hidden)
-    fast = MLP(5, n_outputs, hidden)
+    reference = MLP(5, n_outputs, hidden).to(device)
+    fast = MLP(5, n_outputs, hidden).to(device)
     fast.load_state_dict(reference.state_dict())
     step = step_plan(fast, loss_fn)
     assert isinstance(step, FastStep)
     optimizers = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in (reference, fast)]
     generator = torch.Generator().manual_seed(1)
     for _ in range(15):  # through Adam, so that a different gradient shows in the weights
-        X, y = batch(kind, n_outputs, generator)
+        X, y = (t.to(device) for t in batch(kind, n_outputs, generator))
         for optimizer in optimizers:
             optimizer.zero_grad()
         out = reference(X)
