@@ -12,7 +12,8 @@ min-max range of the per-repetition ratios A / B:
     module class (``sk_adareg._mlp.MLP``), Adam, learning rate, batch size
     64, epochs and per-epoch shuffling: 1,000 digits (pixels / 16, 30
     epochs) for the classifier, 1,000 synthetic rows x 50 inputs x 7 targets
-    for the regressor;
+    for the regressor; and, for what the training step without autograd
+    (``sk_adareg._fast_step``) saves, the same fit with it switched off;
 (c) ``fit`` with the prior (last layer, the default; ``adareg_layers="all"``;
     ``reg_lambda="auto"`` on the last layer and on all layers; for the
     regressor ``reg_lambda="loo"`` on all layers) against ``reg_lambda=0``,
@@ -45,7 +46,9 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -55,6 +58,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+import sk_adareg.net
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg._mlp import MLP
 
@@ -254,14 +258,20 @@ def small_fit_data(task):
     return regression_data(1000)
 
 
-def fitter(args, task, X, y, plain=False, **params):
-    """A function of the repetition that fits on (X, y): the estimator, or the plain loop."""
+def fitter(args, task, X, y, plain=False, autograd=False, **params):
+    """A function of the repetition that fits on (X, y): the estimator, or the plain loop.
+
+    ``autograd=True`` switches the estimator's training step without autograd off.
+    """
     def fit(rep):
         if plain:
             plain_fit(X, y, task, args.fit_epochs, rep, args.device)
-        else:
-            estimator(task, args.device, max_epochs=args.fit_epochs, random_state=rep,
-                      **params).fit(X, y)
+            return
+        est = estimator(task, args.device, max_epochs=args.fit_epochs, random_state=rep,
+                        **params)
+        with (mock.patch.object(sk_adareg.net, "step_plan", lambda module, criterion: None)
+              if autograd else nullcontext()):
+            est.fit(X, y)
     return fit
 
 
@@ -278,6 +288,14 @@ def part_b(args, records):
         record_reps(records, "b", case, times, n_rows=len(X), epochs=args.fit_epochs)
         rows.append(summary_row("b", case, "fit, reg_lambda=0", "plain PyTorch loop", times,
                                 "b", short=f"fit reg_lambda=0 / plain loop, {task}"))
+        case = f"{case}: the step without autograd"
+        print(f"(b) {case}", flush=True)
+        times = paired(fitter(args, task, X, y, reg_lambda=0.0),
+                       fitter(args, task, X, y, autograd=True, reg_lambda=0.0),
+                       args.repeats, args.device, label="(b)")
+        record_reps(records, "b", case, times, n_rows=len(X), epochs=args.fit_epochs)
+        rows.append(summary_row("b", case, "fit, reg_lambda=0", "the same fit through autograd",
+                                times, short=f"fit / fit through autograd, {task}"))
     return rows
 
 
