@@ -85,14 +85,15 @@ class AfterEvidenceUpdate(Callback):
         self.update(net, X, to_tensor(dataset_train.y, net.device).reshape(len(X), -1).float())
 
 
-def fit_variant(name, rep, data, epochs, callbacks):
-    """``reg_lambda="auto"`` on all layers with ``callbacks``, on a split of ``multitarget.py``.
+def fit_variant(name, rep, data, epochs, callbacks, reg_lambda="auto"):
+    """``reg_lambda`` (``"auto"``) on all layers with ``callbacks``, on a split of
+    ``multitarget.py``.
 
     Returns the fitted model, its mean test R², and the mean test R² with every test
     input clipped to the training part's range.
     """
     torch.set_num_threads(1)
-    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
+    model = AdaRegMultiTaskRegressor(reg_lambda=reg_lambda, adareg_layers="all",
                                      max_epochs=epochs, random_state=rep, callbacks=callbacks)
     split = prepared(name, data, rep)
     train, test, A_train, A_test, target = split
