@@ -373,7 +373,7 @@ class AdaRegMixin:
         return self
 
 
-# The methods that the by-hand training step stands in for, and where skorch defines them.
+# The methods whose work the training step without autograd does itself.
 _STEP_METHODS = ("get_loss", "infer", "train_step_single", "_weighted_loss")
 
 
