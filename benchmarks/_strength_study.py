@@ -4,6 +4,8 @@ in the eigenbasis of its KFAC posterior, the fit of one variant and the comparis
 against the best cross-validated neural variant and the Gaussian process of
 ``results/multitarget.csv``."""
 
+import time
+
 import numpy as np
 import pandas as pd
 import torch
@@ -102,6 +104,20 @@ def fit_variant(name, rep, data, epochs, callbacks, reg_lambda="auto"):
     clipped = np.clip(A_test, A_train.min(axis=0), A_train.max(axis=0))
     pred = target.inverse_transform(model.predict(clipped))
     return model, r2, float(np.nanmean(scores(Y[test], pred, Y[train])[0]))
+
+
+def timed_row(name, rep, variant, data, callbacks, reg_lambda="auto"):
+    """:func:`fit_variant` of ``variant = (criterion, epochs)``, as a row of a study's table.
+
+    Returns the fitted model and the row: set, rep, criterion, epochs, r2, r2_clipped and
+    the fit's seconds.
+    """
+    criterion, epochs = variant
+    start = time.perf_counter()
+    model, r2, r2_clipped = fit_variant(name, rep, data, epochs, callbacks, reg_lambda)
+    return model, {"set": name, "rep": rep, "criterion": criterion, "epochs": epochs,
+                   "r2": r2, "r2_clipped": r2_clipped,
+                   "seconds": time.perf_counter() - start}
 
 
 def comparison(results, sets, repetitions, variants):

@@ -22,10 +22,8 @@ Run from the repository root::
 Writes ``benchmarks/results/loo_factor.md`` and ``loo_factor.csv``.
 """
 
-import time
-
 from _common import RESULTS, write_report
-from _strength_study import comparison, fit_variant
+from _strength_study import comparison, timed_row
 from multitarget import run_over_sets
 from skorch.callbacks import Callback
 
@@ -52,13 +50,9 @@ class ScaleAfterUpdate(Callback):
 
 
 def run_one(name, rep, variant, data):
-    criterion, epochs = variant
-    factor = FACTORS[[v for v, _ in VARIANTS].index(criterion)]
+    factor = FACTORS[VARIANTS.index(variant)]
     callbacks = [] if factor == 1.0 else [("scale", ScaleAfterUpdate(factor))]
-    start = time.perf_counter()
-    _, r2, r2_clipped = fit_variant(name, rep, data, epochs, callbacks, reg_lambda="loo")
-    return {"set": name, "rep": rep, "criterion": criterion, "epochs": epochs, "r2": r2,
-            "r2_clipped": r2_clipped, "seconds": time.perf_counter() - start}
+    return timed_row(name, rep, variant, data, callbacks, reg_lambda="loo")[1]
 
 
 def main():

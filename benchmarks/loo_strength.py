@@ -44,8 +44,6 @@ Run from the repository root::
 Writes ``benchmarks/results/loo_strength.md``.
 """
 
-import time
-
 import numpy as np
 from _common import RESULTS, write_report
 from _strength_study import (
@@ -53,8 +51,8 @@ from _strength_study import (
     AfterEvidenceUpdate,
     comparison,
     coordinate_search,
-    fit_variant,
     set_strengths,
+    timed_row,
 )
 from multitarget import run_over_sets
 
@@ -106,13 +104,10 @@ class PRESSStrength(AfterEvidenceUpdate):
 
 
 def run_one(name, rep, variant, data):
-    criterion, epochs = variant
+    criterion, _ = variant
     callbacks = ([] if criterion == "evidence" else
                  [("press", PRESSStrength("scale" if "scale" in criterion else "coordinate"))])
-    start = time.perf_counter()
-    _, r2, r2_clipped = fit_variant(name, rep, data, epochs, callbacks)
-    return {"set": name, "rep": rep, "criterion": criterion, "epochs": epochs, "r2": r2,
-            "r2_clipped": r2_clipped, "seconds": time.perf_counter() - start}
+    return timed_row(name, rep, variant, data, callbacks)[1]
 
 
 def main():
