@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import RESULTS, completed, run_and_save, write_report
+from _multitarget_report import cv_neural
 from joblib import delayed
 from multitarget import (
     OURS,
@@ -123,7 +124,7 @@ def best_cv_neural(sets, repetitions):
     if not path.exists():
         return None
     other = pd.read_csv(path)
-    tuned = [m for m in OURS if "tuned" in m or m == "early stopping"]
+    tuned = cv_neural(OURS)
     other = other[other["method"].isin(tuned) & other["set"].isin(sets)
                   & (other["rep"] < repetitions)]
     if other.empty:
