@@ -12,7 +12,8 @@ callbacks, update the precisions every ``cov_update_every`` epochs
 import torch
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
+from skorch.dataset import get_len, unpack_data
+from skorch.history import History
 from skorch.utils import to_tensor
 
 from ._batches import WeightedTarget
@@ -152,6 +153,60 @@ class AdaRegMixin:
             if method_name == "on_train_end":  # a fitted net keeps no module lists
                 self._batch_listeners = self._mode_modules = None
                 self.__dict__["_fast_step"] = None
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Run one epoch, as skorch does, reading the batches' losses once at its end.
+
+        skorch reads each batch's loss to the host (``loss.item()``) as the batch
+        ends, which on a GPU waits for the batch's work to finish, every batch.
+        Where nothing can read the history during the epoch (no batch callbacks
+        but the net's own and :class:`~sk_adareg.callbacks.PriorUpdate`, skorch's
+        own ``on_batch_begin``), the losses are kept as tensors and written to
+        the history in one transfer when the epoch ends: the same records, in
+        the same order. Otherwise skorch's loop runs.
+        """
+        ends = self._quiet_batch_listeners(training, iterator)
+        if ends is None:
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        rows = self.history[-1]["batches"]
+        done, losses = [], []
+        try:
+            for batch in iterator:
+                row = {}
+                rows.append(row)  # skorch's on_batch_begin: history.new_batch()
+                step = step_fn(batch, **fit_params)
+                loss = step["loss"]
+                # A view would keep its base's storage to the epoch's end.
+                losses.append(loss.detach() if loss._base is None else loss.detach().clone())
+                done.append(row)
+                row[loss_key] = None  # read below; the key keeps skorch's order
+                row[size_key] = get_len(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                for listener in ends:
+                    listener(self, batch=batch, training=training, **step)
+        finally:
+            # Also when the epoch is interrupted: the finished batches keep their losses.
+            if losses:
+                for row, value in zip(done, _host_values(losses), strict=True):
+                    row[loss_key] = value
+        self.history.record(prefix + "_batch_count", len(done))
+        return None
+
+    def _quiet_batch_listeners(self, training, iterator):
+        """The ``on_batch_end`` listeners, when the epoch may read its losses at its end."""
+        listeners = self.__dict__.get("_batch_listeners")
+        if not training or iterator is None or listeners is None:
+            return None
+        if type(self.history) is not History or type(self).on_batch_begin is not (
+                NeuralNet.on_batch_begin) or listeners["on_batch_begin"] != [
+                self.on_batch_begin]:
+            return None
+        ends = listeners["on_batch_end"]
+        if type(self).on_batch_end is not NeuralNet.on_batch_end or any(
+                type(getattr(listener, "__self__", None)) not in _QUIET_CALLBACKS
+                for listener in ends[1:]):
+            return None
+        return ends[1:]
 
     def _find_batch_listeners(self):
         """The bound per-batch methods that do something, and the modules' train switches."""
@@ -371,6 +426,21 @@ class AdaRegMixin:
         if process_count(self) > 1:
             broadcast_buffers(self.priors_)
         return self
+
+
+# Batch callbacks that read nothing of the history during an epoch.
+_QUIET_CALLBACKS = (PriorUpdate,)
+
+
+def _host_values(losses):
+    """The one-element tensors ``losses`` as Python floats, in one transfer where they stack."""
+    try:
+        values = torch.stack(losses).reshape(len(losses), -1)
+    except RuntimeError:  # different dtypes, shapes or devices
+        values = None
+    if values is None or values.shape[1] != 1:
+        return [loss.item() for loss in losses]  # and .item()'s error where there is one
+    return values[:, 0].tolist()
 
 
 # The methods whose work the training step without autograd does itself.

@@ -1,15 +1,18 @@
 """A compact history by default: per-epoch records kept, per-batch records dropped."""
 
 import pickle
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
+from skorch import NeuralNet
 from skorch.callbacks import Callback
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg.callbacks import DivergenceCheck, DropBatchHistory
 from sk_adareg.exceptions import TrainingDivergedError
+from sk_adareg.net import AdaRegMixin, AdaRegNeuralNet
 
 EPOCH_KEYS = {"epoch", "train_loss", "train_data_loss", "train_batch_count", "dur",
               "adareg_penalty", "adareg_objective", "cov_update", "row_precision_min",
@@ -36,9 +39,10 @@ def test_the_compact_history_does_not_grow_with_the_batches():
     # the same records whatever the number of batches: a few floats' width apart at most
     assert abs(size["many"] - size["few"]) <= 64
     assert size["many"] < 400 * 5                              # bounded per epoch
-    # each of the 1,250 batch records costs at least 30 bytes of pickle
-    assert size["full"] - size["many"] >= 30 * 5 * 250
-    assert len(pickle.dumps(full)) - len(pickle.dumps(many)) >= 30 * 5 * 250
+    # each of the 1,250 batch records costs at least 20 bytes of pickle (its two floats'
+    # and ints' worth: the keys are memoized where the rows share the key strings)
+    assert size["full"] - size["many"] >= 20 * 5 * 250
+    assert len(pickle.dumps(full)) - len(pickle.dumps(many)) >= 20 * 5 * 250
     # the training itself does not change
     assert many.loss_curve_ == full.loss_curve_
 
@@ -109,3 +113,129 @@ def test_keep_batch_history_is_validated():
     X, y = data(n=40)
     with pytest.raises(ValueError, match="'keep_batch_history' parameter"):
         AdaRegClassifier(keep_batch_history="yes").fit(X, y)
+
+
+# -- the epoch's losses read in one transfer (AdaRegMixin.run_single_epoch) ------------
+
+
+def _histories(est):
+    return [{k: v for k, v in row.items() if k != "dur"} for row in est.history_]
+
+
+def _skorch_loop():
+    """skorch's own run_single_epoch in place of the mixin's."""
+    return mock.patch.object(AdaRegMixin, "run_single_epoch", NeuralNet.run_single_epoch)
+
+
+@pytest.mark.parametrize("params", [{}, {"early_stopping": True}, {"reg_lambda": "auto"}])
+@pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
+def test_the_records_are_those_of_skorchs_loop(Estimator, params):
+    X, y = data(300)
+    y = y if Estimator is AdaRegClassifier else np.c_[X[:, :2], y].astype(float)
+    quiet = []
+    listeners = AdaRegMixin._quiet_batch_listeners
+
+    def spy(self, training, iterator):
+        found = listeners(self, training, iterator)
+        quiet.append((training, found is not None))
+        return found
+
+    def fitted():
+        return Estimator(hidden_layer_sizes=(8,), max_epochs=4, batch_size=32,
+                         keep_batch_history=True, random_state=0, **params).fit(X, y)
+
+    with mock.patch.object(AdaRegMixin, "_quiet_batch_listeners", spy):
+        ours = fitted()
+    with _skorch_loop():
+        theirs = fitted()
+    # the losses read at the epoch's end are the batches' to the last bit, in skorch's order
+    assert _histories(ours) == _histories(theirs)
+    assert [list(b) for b in ours.history_[-1, "batches"]] == [
+        list(b) for b in theirs.history_[-1, "batches"]]
+    train = [b for b in ours.history_[-1, "batches"] if "train_batch_size" in b]
+    assert len(train) == ours.history_[-1, "train_batch_count"]
+    assert all(type(b["train_loss"]) is float for b in train)
+    # every training epoch took the quiet loop, no validation pass did
+    assert {found for training, found in quiet if training} == {True}
+    assert not any(found for training, found in quiet if not training)
+
+
+def test_no_loss_is_read_to_the_host_per_batch(monkeypatch):
+    # The number of host reads of a fit does not grow with its number of batches.
+    X, y = data(800)
+    reads = {"n": 0}
+    item, tolist = torch.Tensor.item, torch.Tensor.tolist
+
+    def counted(method):
+        def read(self, *args):
+            reads["n"] += 1
+            return method(self, *args)
+        return read
+
+    def count(batch_size):
+        reads["n"] = 0
+        monkeypatch.setattr(torch.Tensor, "item", counted(item))
+        monkeypatch.setattr(torch.Tensor, "tolist", counted(tolist))
+        try:
+            AdaRegClassifier(hidden_layer_sizes=(8,), max_epochs=3, batch_size=batch_size,
+                             random_state=0).fit(X, y)
+        finally:
+            monkeypatch.undo()
+        return reads["n"]
+
+    few, many = count(400), count(8)  # 2 and 100 batches an epoch
+    assert many == few
+    with _skorch_loop():  # skorch reads every batch's loss
+        assert count(8) - count(400) == 3 * (100 - 2)
+
+
+def test_a_callback_reading_the_batch_history_gets_skorchs_loop():
+    X, y = data(200)
+
+    class ReadsLoss(Callback):
+        def initialize(self):
+            self.losses_ = []
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training:
+                self.losses_.append(net.history[-1, "batches", -1, "train_loss"])
+
+    reader = ReadsLoss()
+    est = AdaRegClassifier(hidden_layer_sizes=(8,), max_epochs=2, batch_size=50,
+                           keep_batch_history=True, random_state=0,
+                           callbacks=[("reads", reader)]).fit(X, y)
+    assert reader.losses_ == est.history_[:, "batches", :, "train_loss"][0] + est.history_[
+        :, "batches", :, "train_loss"][1]
+    assert all(type(loss) is float for loss in reader.losses_)
+
+
+def test_an_interrupted_epoch_keeps_the_losses_of_its_finished_batches():
+    # A step that fails leaves the history as skorch's loop does: the finished batches
+    # with their losses and sizes, the failed one's row empty.
+    X = torch.as_tensor(data(200)[0], dtype=torch.float32)
+
+    def fitted():
+        torch.manual_seed(0)
+        net = AdaRegNeuralNet(torch.nn.Linear(5, 3), torch.nn.MSELoss, max_epochs=2,
+                              batch_size=40, reg_lambda=0.1, train_split=None, verbose=0)
+        calls = {"n": 0}
+        step = AdaRegMixin.train_step_single
+
+        def failing(self, batch, **fit_params):
+            calls["n"] += 1
+            if calls["n"] == 8:  # the third batch of the second epoch
+                raise RuntimeError("step failed")
+            return step(self, batch, **fit_params)
+
+        with mock.patch.object(AdaRegMixin, "train_step_single", failing), \
+                pytest.raises(RuntimeError, match="step failed"):
+            net.fit(X, X[:, :3])
+        return net.history
+
+    ours = fitted()
+    with _skorch_loop():
+        theirs = fitted()
+    assert ours[-1, "batches"] == theirs[-1, "batches"]
+    assert len(ours[-1, "batches"]) == 3 and ours[-1, "batches"][-1] == {}
+    assert all(type(b["train_loss"]) is float for b in ours[-1, "batches"][:2])
