@@ -4,7 +4,7 @@
 cross-validated neural variant on seven of the twelve sets of ``multitarget.py``
 (``benchmarks/README.md``). This study asks in which direction its strength errs
 there. After every strength update of "loo" a callback multiplies all the strengths
-by a fixed factor ``c`` (0.1, 0.3 or 1; 1 is "loo" as shipped), so the rest of the fit
+by a fixed factor ``c`` (0.1, 0.3, 1 or 3; 1 is "loo" as shipped), so the rest of the fit
 (the evidence's layer shape, the noise, the end-of-fit posterior) follows as usual,
 and the test R² of each factor is reported per set, beside the best cross-validated
 neural variant and the Gaussian process of ``results/multitarget.csv``.
@@ -27,7 +27,7 @@ from _strength_study import comparison, timed_row
 from multitarget import run_over_sets
 from skorch.callbacks import Callback
 
-FACTORS = (0.1, 0.3, 1.0)
+FACTORS = (0.1, 0.3, 1.0, 3.0)
 EPOCHS = 200
 VARIANTS = [(f"loo x {c:g}", EPOCHS) for c in FACTORS]
 
