@@ -55,6 +55,23 @@ def ranks(results, sets, methods):
     return rr.mean(axis=1), r2.mean(axis=1)
 
 
+def paired(keyed, set_name, method, reference):
+    """Mean and standard error over the repetitions of ``method - reference`` on a set.
+
+    ``keyed`` is a measure indexed by (set, rep, method); the difference is paired over
+    the splits both have. None where either has none; the error is NaN for one split.
+    """
+    try:
+        a = keyed.xs((set_name, method), level=("set", "method"))
+        b = keyed.xs((set_name, reference), level=("set", "method"))
+    except KeyError:
+        return None
+    diff = (a - b).dropna()
+    if not len(diff):
+        return None
+    return diff.mean(), diff.std() / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+
+
 def versus(results, reference, method, sets):
     """(wins, ties, losses, clear wins, clear losses) of ``method`` against ``reference``.
 
@@ -64,16 +81,11 @@ def versus(results, reference, method, sets):
     wins = ties = losses = clear_wins = clear_losses = 0
     keyed = results.set_index(["set", "rep", "method"])["arrmse"]
     for s in sets:
-        try:
-            a = keyed.xs((s, method), level=("set", "method"))
-            b = keyed.xs((s, reference), level=("set", "method"))
-        except KeyError:
+        found = paired(keyed, s, method, reference)
+        if found is None:
             continue
-        diff = (a - b).dropna()
-        if not len(diff):
-            continue
-        d = diff.mean()
-        se = diff.std() / np.sqrt(len(diff)) if len(diff) > 1 else np.inf
+        d, se = found
+        se = np.inf if np.isnan(se) else se
         if np.isclose(d, 0, atol=1e-12):
             ties += 1
         elif d < 0:
@@ -125,18 +137,11 @@ def against_best_cv(results, sets, methods):
     for method in methods:
         cells, below, clearly = [], [], []
         for s in sets:
-            try:
-                a = keyed.xs((s, method), level=("set", "method"))
-                b = keyed.xs((s, best[s]), level=("set", "method"))
-            except KeyError:
+            found = paired(keyed, s, method, best[s])
+            if found is None:
                 cells.append("")
                 continue
-            diff = (a - b).dropna()
-            if not len(diff):
-                cells.append("")
-                continue
-            d = diff.mean()
-            se = diff.std() / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+            d, se = found
             cells.append(f"{d:+.3f} ± {se:.3f}" if not np.isnan(se) else f"{d:+.3f}")
             if d < -MARGIN:
                 below.append(s)
