@@ -29,7 +29,14 @@ from skorch.callbacks import Callback
 
 FACTORS = (0.1, 0.3, 1.0, 3.0)
 EPOCHS = 200
-VARIANTS = [(f"loo x {c:g}", EPOCHS) for c in FACTORS]
+
+
+def label(factor):
+    """The criterion's name of a factor in the results."""
+    return f"loo x {factor:g}"
+
+
+VARIANTS = [(label(c), EPOCHS) for c in FACTORS]
 
 
 class ScaleAfterUpdate(Callback):

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from _common import RESULTS, completed, run_and_save, write_report
 from joblib import delayed
-from loo_factor import EPOCHS, FACTORS, ScaleAfterUpdate
+from loo_factor import EPOCHS, FACTORS, ScaleAfterUpdate, label
 from multitarget import CV_FOLDS, benchmark_sets, preprocessing, split
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.model_selection import KFold, cross_val_score
@@ -45,10 +45,6 @@ from threadpoolctl import threadpool_limits
 from uncertainty import best_cv_neural
 
 from sk_adareg import AdaRegMultiTaskRegressor
-
-
-def label(factor):
-    return f"loo x {factor:g}"
 
 
 def run_one(name, rep, factor, data):
