@@ -170,15 +170,13 @@ class AdaRegMixin:
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         rows = self.history[-1]["batches"]
-        done, losses = [], []
+        done, losses = [], _LossTape()
         try:
             for batch in iterator:
                 row = {}
                 rows.append(row)  # skorch's on_batch_begin: history.new_batch()
                 step = step_fn(batch, **fit_params)
-                loss = step["loss"]
-                # A view would keep its base's storage to the epoch's end.
-                losses.append(loss.detach() if loss._base is None else loss.detach().clone())
+                losses.append(step["loss"])
                 done.append(row)
                 row[loss_key] = None  # read below; the key keeps skorch's order
                 row[size_key] = get_len(batch[0] if isinstance(batch, (tuple, list)) else batch)
@@ -186,9 +184,8 @@ class AdaRegMixin:
                     listener(self, batch=batch, training=training, **step)
         finally:
             # Also when the epoch is interrupted: the finished batches keep their losses.
-            if losses:
-                for row, value in zip(done, _host_values(losses), strict=True):
-                    row[loss_key] = value
+            for row, value in zip(done, losses.values(), strict=True):
+                row[loss_key] = value
         self.history.record(prefix + "_batch_count", len(done))
         return None
 
@@ -432,15 +429,42 @@ class AdaRegMixin:
 _QUIET_CALLBACKS = (PriorUpdate,)
 
 
-def _host_values(losses):
-    """The one-element tensors ``losses`` as Python floats, in one transfer where they stack."""
+class _LossTape:
+    """The losses of an epoch's batches, kept where they were computed, read in one transfer.
+
+    They are stacked every ``chunk`` batches (one operation, no transfer), so that an
+    epoch of many batches keeps a tensor per chunk, not one per batch.
+    """
+
+    def __init__(self, chunk=256):
+        self.chunk, self._stacked, self._pending = chunk, [], []
+
+    def append(self, loss):
+        # A view would keep its base's storage until the chunk is stacked.
+        self._pending.append(loss.detach() if loss._base is None else loss.detach().clone())
+        if len(self._pending) == self.chunk:
+            self._stacked.append(_stack(self._pending))
+            self._pending = []
+
+    def values(self):
+        """The losses as Python floats, as ``loss.item()`` gives them, in order."""
+        parts = self._stacked + ([_stack(self._pending)] if self._pending else [])
+        if all(isinstance(part, torch.Tensor) for part in parts):
+            try:
+                return torch.cat(parts).tolist() if parts else []
+            except RuntimeError:  # chunks of different dtypes or devices
+                pass
+        return [value for part in parts for value in (
+            part.tolist() if isinstance(part, torch.Tensor) else [v.item() for v in part])]
+
+
+def _stack(losses):
+    """One-element tensors as one 1-d tensor, or the list itself where they do not stack."""
     try:
         values = torch.stack(losses).reshape(len(losses), -1)
     except RuntimeError:  # different dtypes, shapes or devices
-        values = None
-    if values is None or values.shape[1] != 1:
-        return [loss.item() for loss in losses]  # and .item()'s error where there is one
-    return values[:, 0].tolist()
+        return losses
+    return values[:, 0] if values.shape[1] == 1 else losses  # .item() raises for the latter
 
 
 # The methods whose work the training step without autograd does itself.

@@ -1,6 +1,7 @@
 """A compact history by default: per-epoch records kept, per-batch records dropped."""
 
 import pickle
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -239,3 +240,45 @@ def test_an_interrupted_epoch_keeps_the_losses_of_its_finished_batches():
     assert ours[-1, "batches"] == theirs[-1, "batches"]
     assert len(ours[-1, "batches"]) == 3 and ours[-1, "batches"][-1] == {}
     assert all(type(b["train_loss"]) is float for b in ours[-1, "batches"][:2])
+
+
+def test_the_quiet_epoch_keeps_a_tensor_per_chunk_not_per_batch():
+    # The losses waiting for the epoch's end are stacked every 256 batches: between the
+    # 10th and the 266th step of an epoch the live tensors grow by the one stack.
+    import gc
+
+    X = torch.as_tensor(data(3000)[0], dtype=torch.float32)
+    counts, step = {}, AdaRegMixin.train_step_single
+
+    def counting(self, batch, **fit_params):
+        done = len(self.history[-1, "batches"]) - 1  # this step's row is open already
+        if done in (10, 266):
+            gc.collect()
+            with warnings.catch_warnings():  # isinstance on torch's deprecated aliases
+                warnings.simplefilter("ignore", FutureWarning)
+                counts[done] = sum(isinstance(o, torch.Tensor) for o in gc.get_objects())
+        return step(self, batch, **fit_params)
+
+    net = AdaRegNeuralNet(torch.nn.Linear(5, 3), torch.nn.MSELoss, max_epochs=1,
+                          batch_size=8, reg_lambda=0.1, train_split=None, verbose=0)
+    with mock.patch.object(AdaRegMixin, "train_step_single", counting):
+        net.fit(X, X[:, :3])
+    assert 0 <= counts[266] - counts[10] < 5, counts
+
+
+def test_the_loss_tape_reads_as_item_does():
+    from sk_adareg.net import _LossTape
+
+    losses = [torch.tensor(v, dtype=torch.float32) for v in np.linspace(0, 1, 7)]
+    losses += [torch.tensor([0.25], dtype=torch.float64), torch.tensor(3.0).expand(1)[0]]
+    tape = _LossTape(chunk=3)
+    for loss in losses:
+        tape.append(loss)
+    values = tape.values()
+    assert values == [loss.item() for loss in losses]
+    assert all(type(v) is float for v in values)
+    assert _LossTape().values() == []
+    wide = _LossTape(chunk=2)
+    wide.append(torch.ones(2))
+    with pytest.raises(RuntimeError, match="cannot be converted to Scalar"):
+        wide.values()
