@@ -161,9 +161,10 @@ class AdaRegMixin:
         ends, which on a GPU waits for the batch's work to finish, every batch.
         Where nothing can read the history during the epoch (no batch callbacks
         but the net's own and :class:`~sk_adareg.callbacks.PriorUpdate`, skorch's
-        own ``on_batch_begin``), the losses are kept as tensors and written to
-        the history in one transfer when the epoch ends: the same records, in
-        the same order. Otherwise skorch's loop runs.
+        own ``on_batch_begin``), the losses are kept as tensors where they were
+        computed (:class:`_LossTape`) and written to the history in one transfer
+        when the epoch ends: the same records, in the same order. Otherwise
+        skorch's loop runs.
         """
         ends = self._quiet_batch_listeners(training, iterator)
         if ends is None:
