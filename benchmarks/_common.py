@@ -39,6 +39,13 @@ def write_report(name, body):
     return path
 
 
+def write_study(name, body, results):
+    """Print a study's report, write it (:func:`write_report`) and its rows to ``<name>.csv``."""
+    print(body)
+    write_report(name, body)
+    results.to_csv(RESULTS / f"{name}.csv", index=False)
+
+
 def completed(path):
     """The rows of a resumable results CSV, and their ``(set, method, rep)`` keys."""
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["set", "method", "rep"])

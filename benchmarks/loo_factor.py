@@ -22,7 +22,7 @@ Run from the repository root::
 Writes ``benchmarks/results/loo_factor.md`` and ``loo_factor.csv``.
 """
 
-from _common import RESULTS, write_report
+from _common import write_study
 from _strength_study import comparison, timed_row
 from multitarget import run_over_sets
 from skorch.callbacks import Callback
@@ -87,10 +87,7 @@ def main():
     lines += ["", f"The best of the factors on each set, chosen on the test part (an oracle, "
               f"not a method): mean R² {oracle.mean():.3f}; more than 0.01 below the best CV "
               f"neural variant on {len(short)} sets: {', '.join(short)}."]
-    body = "\n".join(lines)
-    print(body)
-    write_report("loo_factor", body)
-    results.to_csv(RESULTS / "loo_factor.csv", index=False)
+    write_study("loo_factor", "\n".join(lines), results)
 
 
 if __name__ == "__main__":

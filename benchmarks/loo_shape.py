@@ -21,7 +21,7 @@ Writes ``benchmarks/results/loo_shape.md`` and ``loo_shape.csv``.
 import math
 from unittest import mock
 
-from _common import RESULTS, write_report
+from _common import write_study
 from _strength_study import comparison, timed_row
 from multitarget import run_over_sets
 
@@ -59,10 +59,7 @@ def main():
              "below the best CV neural variant |", "|---|---|---|"]
     for v in clipped.index:
         lines.append(f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |")
-    body = "\n".join(lines)
-    print(body)
-    write_report("loo_shape", body)
-    results.to_csv(RESULTS / "loo_shape.csv", index=False)
+    write_study("loo_shape", "\n".join(lines), results)
 
 
 if __name__ == "__main__":

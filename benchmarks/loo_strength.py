@@ -45,7 +45,7 @@ Writes ``benchmarks/results/loo_strength.md``.
 """
 
 import numpy as np
-from _common import RESULTS, write_report
+from _common import write_study
 from _strength_study import (
     GRID,
     AfterEvidenceUpdate,
@@ -132,10 +132,7 @@ def main():
             f"{ratio.median():.2f} ({ratio.min():.2f}-{ratio.max():.2f})")
         lines.append(f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} "
                      f"| {cost} |")
-    body = "\n".join(lines)
-    print(body)
-    write_report("loo_strength", body)
-    results.to_csv(RESULTS / "loo_strength.csv", index=False)
+    write_study("loo_strength", "\n".join(lines), results)
 
 
 if __name__ == "__main__":
