@@ -172,6 +172,9 @@ class AdaRegMixin:
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         rows = self.history[-1]["batches"]
         done, losses = [], _LossTape()
+        # Nothing between the steps can change the priors: their factors are bound once.
+        if (self._auto or self.reg_lambda) and _skorch_steps(type(self)):
+            self.__dict__["_epoch_penalty_step"] = self._penalty_step()
         try:
             for batch in iterator:
                 row = {}
@@ -185,6 +188,7 @@ class AdaRegMixin:
                     listener(self, batch=batch, training=training, **step)
         finally:
             # Also when the epoch is interrupted: the finished batches keep their losses.
+            self.__dict__["_epoch_penalty_step"] = None
             for row, value in zip(done, losses.values(), strict=True):
                 row[loss_key] = value
         self.history.record(prefix + "_batch_count", len(done))
@@ -402,12 +406,16 @@ class AdaRegMixin:
         """Add the penalty's gradient to the weights' ``.grad``, its value to the step's loss."""
         if not (self._auto or self.reg_lambda):
             return step
+        penalty_step = self.__dict__.get("_epoch_penalty_step") or self._penalty_step()
+        step["loss"] = step["loss"] + penalty_step()
+        return step
+
+    def _penalty_step(self):
+        """The priors' :meth:`~sk_adareg.prior.PriorCollection.penalty_step` as they stand."""
         # With a fixed reg_lambda the strengths are 1 (set in on_train_begin).
-        penalty = self.priors_.add_penalty_gradients(
+        return self.priors_.penalty_step(
             self._adareg_module, 1.0 if self._auto else float(self.reg_lambda),
             use_strengths=self._auto)
-        step["loss"] = step["loss"] + penalty
-        return step
 
     def update_priors(self):
         """Update every prior in closed form from the current weights.

@@ -676,23 +676,39 @@ class PriorCollection(nn.Module):
         penalty : torch.Tensor
             ``scale * penalty(module)``, a scalar without gradient.
         """
+        return self.penalty_step(module, scale, use_strengths=use_strengths)()
+
+    def penalty_step(self, module, scale=1.0, *, use_strengths=True):
+        """:meth:`add_penalty_gradients` bound to the current weights, precisions and strengths.
+
+        Looking up the weights and checking the cast factors for a change cost
+        about as much as a small layer's penalty; a training loop in which
+        nothing can change the precisions, the strengths or the module's
+        parameters between its steps (an epoch without batch callbacks) binds
+        them once and calls the result at every step.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network the priors were built for.
+        scale : float, default=1.0
+            A factor of every strength (the net's ``reg_lambda``).
+        use_strengths : bool, default=True
+            As in :meth:`add_penalty_gradients`.
+
+        Returns
+        -------
+        step : callable
+            Called without arguments (after ``backward()``), it adds the
+            gradient of ``scale * penalty(module)`` to the weights' ``.grad``
+            and returns the penalty, as :meth:`add_penalty_gradients` does,
+            with the factors in force when it was made.
+        """
         weights = [_parameter(module, path) for path in self._paths()]
         factors = self._penalty_factors(tuple(w.dtype for w in weights), scale, use_strengths)
-        total = None
-        for weight, (omega_r, scaled_c, shape) in zip(weights, factors, strict=True):
-            # The products are the gradient: on the detached weight, autograd records nothing.
-            w = weight.detach()
-            matrix = w.shape == shape
-            if not matrix:  # a convolution's kernel, as a matrix
-                w = w.reshape(shape)
-            g = omega_r @ w @ scaled_c
-            value = torch.vdot(g.view(-1), w.reshape(-1))
-            total = value if total is None else total + value
-            if weight.requires_grad:
-                if weight.grad is None:
-                    weight.grad = torch.zeros_like(weight)
-                weight.grad.add_(g if matrix else g.view(weight.shape), alpha=2.0)
-        return total
+        return _PenaltyStep([(weight, omega_r, scaled_c, None if weight.shape == shape else shape)
+                             for weight, (omega_r, scaled_c, shape) in zip(
+                                 weights, factors, strict=True)])
 
     def _penalty_factors(self, dtypes, scale, use_strengths):
         """Per prior: ``Omega_r`` and ``scale * strength * Omega_c`` in ``dtypes``, and its shape.
@@ -770,6 +786,31 @@ class PriorCollection(nn.Module):
             reduce = min if key.endswith("_min") else max if key.endswith("_max") else sum
             summary[key] = reduce(values)
         return summary
+
+
+class _PenaltyStep:
+    """The per-step work of :meth:`PriorCollection.add_penalty_gradients` for fixed factors."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms):
+        self.terms = terms  # per weight: the parameter, Omega_r, scaled Omega_c, matrix shape
+
+    def __call__(self):
+        total = None
+        for weight, omega_r, scaled_c, shape in self.terms:
+            # The products are the gradient: on the detached weight, autograd records nothing.
+            w = weight.detach()
+            if shape is not None:  # a convolution's kernel, as a matrix
+                w = w.reshape(shape)
+            g = omega_r @ w @ scaled_c
+            value = torch.vdot(g.view(-1), w.reshape(-1))
+            total = value if total is None else total + value
+            if weight.requires_grad:
+                if weight.grad is None:
+                    weight.grad = torch.zeros_like(weight)
+                weight.grad.add_(g if shape is None else g.view(weight.shape), alpha=2.0)
+        return total
 
 
 def _covariance(precision):

@@ -242,6 +242,40 @@ def test_an_interrupted_epoch_keeps_the_losses_of_its_finished_batches():
     assert all(type(b["train_loss"]) is float for b in ours[-1, "batches"][:2])
 
 
+@pytest.mark.parametrize("params", [{}, {"reg_lambda": "auto"}])
+def test_the_quiet_epoch_binds_the_penalty_once_and_follows_the_updates(params):
+    # A quiet epoch binds the priors' factors once (PriorCollection.penalty_step);
+    # skorch's loop binds them at every step. With the precisions (and, with "auto", the
+    # strengths) updated after every epoch, the two fits agree to the last bit only if each
+    # epoch's steps see the update before it.
+    from sk_adareg.prior import PriorCollection
+
+    X, y = data(300)
+    bound, penalty_step = [], PriorCollection.penalty_step
+
+    def counted(self, *args, **kwargs):
+        bound.append(1)
+        return penalty_step(self, *args, **kwargs)
+
+    def fitted():
+        bound.clear()
+        with mock.patch.object(PriorCollection, "penalty_step", counted):
+            est = AdaRegClassifier(hidden_layer_sizes=(8,), max_epochs=4, batch_size=32,
+                                   adareg_layers="all", cov_update_every=1,
+                                   keep_batch_history=True, random_state=0, **params)
+            return est.fit(X, y), len(bound)
+
+    ours, ours_bound = fitted()
+    with _skorch_loop():
+        theirs, theirs_bound = fitted()
+    assert ours_bound == 4
+    assert theirs_bound == sum(ours.history_[:, "train_batch_count"]) == 4 * 10
+    assert _histories(ours) == _histories(theirs)
+    for a, b in zip(ours.net_.module_.parameters(), theirs.net_.module_.parameters(),
+                    strict=True):
+        assert torch.equal(a, b)
+
+
 def test_the_quiet_epoch_keeps_a_tensor_per_chunk_not_per_batch():
     # The losses waiting for the epoch's end are stacked every 256 batches: between the
     # 10th and the 266th step of an epoch the live tensors grow by the one stack.

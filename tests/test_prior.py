@@ -373,6 +373,28 @@ def test_bad_types_and_shapes_raise():
         inv_threshold(torch.eye(3), 0, 0.1, 10)
 
 
+def test_a_bound_penalty_step_keeps_the_factors_it_was_made_with():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    priors = PriorCollection(net, ["0.weight", "2.weight"], u=0.1, v=10.0)
+
+    def run(step):
+        for p in net.parameters():
+            p.grad = None
+        value = step()
+        return float(value), [net.get_parameter(n).grad.clone().tolist() for n in priors.names]
+
+    bound = priors.penalty_step(net, 0.3)
+    before = run(bound)
+    assert before == run(lambda: priors.add_penalty_gradients(net, 0.3))
+    priors.set_strengths({"0.weight": 2.0, "2.weight": 0.5})
+    assert run(bound) == before  # bound: the strengths of its making
+    value, grads = run(lambda: priors.add_penalty_gradients(net, 0.3))
+    assert value != before[0]
+    # the gradient of the first weight's penalty doubles with its strength
+    torch.testing.assert_close(torch.tensor(grads[0]), 2 * torch.tensor(before[1][0]))
+
+
 def test_penalty_casts_are_cached_and_follow_every_change():
     # The float32 copies of the float64 precisions are made once per change, not per batch.
     torch.manual_seed(0)
