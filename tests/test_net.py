@@ -180,3 +180,51 @@ def test_penalty_gradient_after_backward_is_autograd_through_the_penalty(reg_lam
     module.zero_grad()
     nn.MSELoss()(net.infer(X), y).backward()
     assert not torch.allclose(module[2].weight.grad, fast[2])
+
+
+class CountingSGD(torch.optim.SGD):
+    """An optimizer with its own zero_grad: the net must call it."""
+
+    calls = 0
+
+    def zero_grad(self, set_to_none=True):
+        CountingSGD.calls += 1
+        super().zero_grad(set_to_none)
+
+
+def test_gradients_are_cleared_as_torchs_zero_grad_clears_them(monkeypatch):
+    # The mixin sets the gradients to None itself for torch's own zero_grad; a fit
+    # through skorch's call (optimizer.zero_grad()) is the same to the last bit.
+    from skorch import NeuralNet
+
+    from sk_adareg.net import AdaRegMixin
+
+    def fitted(**params):
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+        net = AdaRegNeuralNet(module, nn.MSELoss, reg_lambda=0.3, adareg_layers="all",
+                              train_split=None, verbose=0, max_epochs=3, batch_size=16,
+                              **params)
+        return net.fit(*regression_data())
+
+    ours = fitted()  # skorch's default optimizer, SGD
+    for p in ours.module_.parameters():
+        p.grad = torch.ones_like(p)
+    ours._zero_grad_optimizer()
+    assert [p.grad for p in ours.module_.parameters()] == [None] * 4
+    with monkeypatch.context() as patch:
+        patch.setattr(AdaRegMixin, "_zero_grad_optimizer", NeuralNet._zero_grad_optimizer)
+        theirs = fitted()
+    for a, b in zip(ours.module_.parameters(), theirs.module_.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # set_to_none=False zeroes them, through torch
+    for p in ours.module_.parameters():
+        p.grad = torch.ones_like(p)
+    ours._zero_grad_optimizer(set_to_none=False)
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in ours.module_.parameters())
+    # an optimizer with a zero_grad of its own gets it called, once per step
+    CountingSGD.calls = 0
+    counted = fitted(optimizer=CountingSGD)
+    assert CountingSGD.calls == 3 * 4  # 3 epochs of 64 rows in batches of 16
+    for a, b in zip(ours.module_.parameters(), counted.module_.parameters(), strict=True):
+        assert torch.equal(a, b)
