@@ -152,16 +152,24 @@ def test_healthy_fits_are_not_warned_about(factor, params):
         net.fit(*regression_data())
 
 
+@pytest.mark.parametrize("conv", [False, True])
 @pytest.mark.parametrize("layers", ["all", ["2.weight"]])
 @pytest.mark.parametrize("reg_lambda", [0.3, "auto"])
-def test_penalty_gradient_after_backward_is_autograd_through_the_penalty(reg_lambda, layers):
+def test_penalty_gradient_after_backward_is_autograd_through_the_penalty(reg_lambda, layers,
+                                                                         conv):
     # train_step_single adds 2 c Omega_r W Omega_c after backward(); get_loss's
-    # autograd path (used by nets whose own train_step_single comes first) must agree.
+    # autograd path (used by nets whose own train_step_single comes first) must agree,
+    # for a convolution's kernel (a matrix of its rows) too.
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    if conv:
+        module = nn.Sequential(nn.Conv2d(1, 4, 2), nn.Flatten(), nn.Linear(16, 3))
+        X = torch.randn(32, 1, 3, 3)
+    else:
+        module = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+        X = torch.randn(32, 5)
+    y = torch.randn(32, 3)
     net = AdaRegNeuralNet(module, nn.MSELoss, reg_lambda=reg_lambda, adareg_layers=layers,
                           train_split=None, verbose=0, max_epochs=1)
-    X, y = torch.randn(32, 5), torch.randn(32, 3)
     net.fit(X, y)  # precisions away from the identity, strengths learned for "auto"
     net.priors_.update(module)
     if reg_lambda == "auto":
