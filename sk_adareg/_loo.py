@@ -122,7 +122,7 @@ class _Linearized:
             V = a[:, 0] @ layer["column_map"].T  # (m, d)
             U = torch.stack([f_k[name][1][:, 0] @ layer["row_map"].T for f_k in factors],
                             dim=1)  # (m, k, p)
-            mapped.append((U, V.T, U**2, (V**2).T))
+            mapped.append((U, V, U**2, V**2))
         return f, mapped
 
     def _chunks(self):
@@ -154,34 +154,39 @@ class _Linearized:
     def press(self, scales):
         """PRESS with the strengths times each factor of ``scales``; inf where h reaches 1.
 
-        A factor is one number for every layer, or a sequence of one per layer.
+        A factor is one number for every layer, or a sequence of one per layer. All
+        the factors are taken in one pass over the mapped Jacobians: reading them,
+        not the products, costs most, once per factor.
         """
-        factors = [np.broadcast_to(np.asarray(alpha, dtype=np.float64), (len(self.layers),))
-                   for alpha in scales]
+        factors = np.stack([np.broadcast_to(np.asarray(alpha, dtype=np.float64),
+                                            (len(self.layers),)) for alpha in scales])
         steps, variances = [], []
         for j, layer in enumerate(self.layers):
             h, C, G = layer["h"], layer["C"], layer["G"]
-            lams = [alpha[j] * layer["lambda"] for alpha in factors]
-            # Per factor: the mode's step and the posterior variances, both (p, d).
-            steps.append([-(G + lam * C) / (h + lam) for lam in lams])
-            variances.append([1.0 / (h + lam) for lam in lams])
-        press = np.zeros(len(scales))
+            lams = torch.as_tensor(factors[:, j] * layer["lambda"], dtype=h.dtype,
+                                   device=h.device)
+            # Per factor: the mode's step and the posterior variances, as (d, p x factors).
+            steps.append(_columns(-(G[..., None] + lams * C[..., None]) / (h[..., None] + lams)))
+            variances.append(_columns(1.0 / (h[..., None] + lams)))
+        press = torch.zeros(len(scales), dtype=torch.float64)
         with torch.no_grad():
             for residuals, w, mapped in self._chunks():
-                for i in range(len(scales)):
-                    if not math.isfinite(press[i]):
-                        continue
-                    r = residuals.clone()
-                    leverage = (w / self.total)[:, None].expand_as(r).clone()
-                    for j, (U, Vt, U2, V2t) in enumerate(mapped):
-                        r += torch.einsum("ikp,pi->ik", U, steps[j][i] @ Vt)
-                        leverage += w[:, None] * torch.einsum(
-                            "ikp,pi->ik", U2, variances[j][i] @ V2t)
-                    if bool((leverage >= 1).any()):
-                        press[i] = math.inf
-                    else:
-                        press[i] += float((w[:, None] * (r / (1 - leverage)) ** 2).sum())
-        return press
+                # (points, targets, factors)
+                r = residuals[..., None].expand(*residuals.shape, len(scales)).clone()
+                leverage = (w / self.total)[:, None, None].expand_as(r).clone()
+                for j, (U, V, U2, V2) in enumerate(mapped):
+                    r += torch.bmm(U, (V @ steps[j]).view(*U.shape[::2], -1))
+                    leverage += w[:, None, None] * torch.bmm(
+                        U2, (V2 @ variances[j]).view(*U.shape[::2], -1))
+                terms = (w[:, None, None] * (r / (1 - leverage)) ** 2).sum((0, 1))
+                press += torch.where((leverage >= 1).flatten(0, 1).any(0), math.inf,
+                                     terms).cpu()
+        return press.numpy()
+
+
+def _columns(values):
+    """(p, d, factors) as (d, p * factors): a point's inputs times it give (p, factors)."""
+    return values.permute(1, 0, 2).reshape(values.shape[1], -1)
 
 
 def press_values(module, names, laplace, batches, strengths, scales=SCALES):

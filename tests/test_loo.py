@@ -155,7 +155,8 @@ def test_loo_refuses_classification_convolutions_and_one_sample_before_training(
     assert not hasattr(est, "net_")
 
 
-def test_a_factor_per_layer_agrees_with_one_factor_for_all():
+def linearized_network():
+    """The linearized two-layer network of a short "loo" fit, at strengths 2."""
     X, Y = heavy_tailed(30)
     est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="loo", adareg_layers="all",
                                    max_epochs=3, cov_update_every=3, random_state=0).fit(X, Y)
@@ -163,7 +164,22 @@ def test_a_factor_per_layer_agrees_with_one_factor_for_all():
     Xt = torch.as_tensor(X, dtype=torch.float32)
     Yt = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
     laplace = KroneckerLaplace(kfac(module, [(Xt, Yt)], names), est.net_.priors_)
-    linearized = _Linearized(module, names, laplace, lambda: [(Xt, Yt)],
-                             dict.fromkeys(names, 2.0))
-    one, per_layer, mixed = linearized.press([3.0, [3.0, 3.0], [3.0, 30.0]])
+    return _Linearized(module, names, laplace, lambda: [(Xt[:17], Yt[:17]), (Xt[17:], Yt[17:])],
+                       dict.fromkeys(names, 2.0))
+
+
+def test_a_factor_per_layer_agrees_with_one_factor_for_all():
+    one, per_layer, mixed = linearized_network().press([3.0, [3.0, 3.0], [3.0, 30.0]])
     assert one == per_layer and mixed != one
+
+
+def test_the_factors_taken_together_give_each_ones_press():
+    # press() takes all its factors in one pass over the data: each factor's PRESS is
+    # the one it has alone, whatever its neighbours.
+    linearized = linearized_network()
+    factors = [1e-3, 3.0, [3.0, 30.0], [30.0, 0.3], 1e4]
+    together = linearized.press(factors)
+    alone = [linearized.press([factor])[0] for factor in factors]
+    np.testing.assert_allclose(together, alone, rtol=1e-12)
+    np.testing.assert_allclose(linearized.press(factors[::-1]), alone[::-1], rtol=1e-12)
+    assert len(set(together.tolist())) == len(factors)
