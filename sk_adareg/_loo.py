@@ -155,8 +155,8 @@ class _Linearized:
         """PRESS with the strengths times each factor of ``scales``; inf where h reaches 1.
 
         A factor is one number for every layer, or a sequence of one per layer. All
-        the factors are taken in one pass over the mapped Jacobians: reading them,
-        not the products, costs most, once per factor.
+        the factors are taken in one pass over the mapped Jacobians, which a pass per
+        factor would read again for each (for small products, the larger cost).
         """
         factors = np.stack([np.broadcast_to(np.asarray(alpha, dtype=np.float64),
                                             (len(self.layers),)) for alpha in scales])
