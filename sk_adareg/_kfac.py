@@ -187,7 +187,8 @@ def _forward(module, X, layers):
 
     Returns ``f`` as (n, k), the patches (n, T, d) per layer in float64, and
     the list of output tensors per layer (one per call: a layer called twice
-    contributes two sets of positions).
+    contributes two sets of positions), each with whether it is the module's
+    output itself.
     """
     calls = {name: [] for name in layers}
     handles = []
@@ -212,7 +213,7 @@ def _forward(module, X, layers):
             raise ValueError(f"The layer of {name!r} was not used in the forward pass.")
         patches[name] = torch.cat(
             [_patches(layer, x.detach()).to(torch.float64) for x, _ in calls[name]], dim=1)
-        outputs[name] = [s for _, s in calls[name]]
+        outputs[name] = [(s, s is out) for _, s in calls[name]]
         if patches[name].shape[0] != f.shape[0]:
             raise ValueError(
                 f"The input of {name!r} has batch size {patches[name].shape[0]} but the "
@@ -225,18 +226,21 @@ def _backward(f, v, layers, outputs):
     """``d <f, v> / d s`` per layer as (n, T, p), float64.
 
     Data points do not interact, so the gradient of the sum over the batch
-    gives each point's own ``b^T v`` at once.
+    gives each point's own ``b^T v`` at once. At the module's own output (the
+    last layer of an MLP) it is ``v``, which autograd would return: with only
+    that layer asked for, no backward pass runs.
     """
-    flat = [s for name in layers for s in outputs[name]]
-    grads = torch.autograd.grad(f, flat, grad_outputs=v.to(f.dtype), retain_graph=True,
-                                allow_unused=True)
-    result, i = {}, 0
+    v = v.to(f.dtype)
+    flat = [s for name in layers for s, final in outputs[name] if not final]
+    grads = iter(torch.autograd.grad(f, flat, grad_outputs=v, retain_graph=True,
+                                     allow_unused=True) if flat else ())
+    result = {}
     for name, layer in layers.items():
         parts = []
-        for s in outputs[name]:
-            grad = grads[i] if grads[i] is not None else torch.zeros_like(s)
+        for s, final in outputs[name]:
+            grad = v.reshape(s.shape) if final else next(grads)
+            grad = grad if grad is not None else torch.zeros_like(s)
             parts.append(_output_rows(layer, grad).to(torch.float64))
-            i += 1
         result[name] = torch.cat(parts, dim=1)
     return result
 

@@ -383,23 +383,22 @@ class KroneckerLaplace:
         bases = {name: (layer.Ma, layer.row_map(beta),
                         layer.variances(beta, self.reg_lambda[name]))  # r: (d, p)
                  for name, layer in self._layers.items()}
-        columns = []
-        for per_layer in factors:
-            total = 0.0
-            for name, (a, b) in per_layer.items():
-                Ma, Mb, r = bases[name]
-                if a.shape[-1] != Ma.shape[0] or b.shape[-1] != Mb.shape[0]:
-                    raise ValueError(f"The layer of {name!r} changed shape since kfac.")
-                a_t, b_t = a @ Ma.T, b @ Mb.T
-                if a.shape[1] == 1:
-                    # J = b a^T: the quadratic form factorizes, no (p x d) per point.
-                    total = total + torch.einsum("ni,ij,nj->n", a_t[:, 0] ** 2, r,
-                                                 b_t[:, 0] ** 2)
-                else:
-                    E = torch.einsum("ntj,nti->nij", b_t, a_t)
-                    total = total + (E**2 * r).sum((1, 2))
-            columns.append(total)
-        variance = torch.stack(columns, dim=1)
+        variance = 0.0
+        for name, (Ma, Mb, r) in bases.items():
+            # A layer's inputs are the same for every output: mapped once.
+            a = factors[0][name][0]
+            if a.shape[-1] != Ma.shape[0] or factors[0][name][1].shape[-1] != Mb.shape[0]:
+                raise ValueError(f"The layer of {name!r} changed shape since kfac.")
+            a_t = a @ Ma.T
+            if a.shape[1] == 1:
+                # J = b a^T: the quadratic form factorizes, no (p x d) per point.
+                weighted = a_t[:, 0] ** 2 @ r  # (n, p)
+                columns = [torch.einsum("nj,nj->n", weighted, (b[:, 0] @ Mb.T) ** 2)
+                           for b in (per_layer[name][1] for per_layer in factors)]
+            else:
+                columns = [(torch.einsum("ntj,nti->nij", per_layer[name][1] @ Mb.T, a_t) ** 2
+                            * r).sum((1, 2)) for per_layer in factors]
+            variance = variance + torch.stack(columns, dim=1)
         if observation_noise:
             variance = variance + self.noise_variance
         return variance

@@ -676,3 +676,35 @@ def test_fit_hyperparameters_refits_a_laplace_of_the_same_curvature():
     other = kfac(net, [(X, y)], NAMES)
     with pytest.raises(ValueError, match="same curvature"):
         fit_hyperparameters(other, priors, 1.0, laplace=first)
+
+
+@pytest.mark.parametrize("names", [["2.weight"], ["0.weight", "2.weight"]])
+def test_output_gradients_skip_the_backward_pass_at_the_modules_own_output(names, monkeypatch):
+    # The last layer's output gradient is v itself: no backward pass runs for it, and the
+    # factors give the Jacobians of autograd (jacrev).
+    from sk_adareg import _kfac
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    X = torch.randn(5, 4, dtype=torch.float64)
+    calls, grad = [], torch.autograd.grad
+
+    def counted(outputs, inputs, *args, **kwargs):
+        calls.append(len(inputs))
+        return grad(outputs, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counted)
+    _, factors = _kfac.output_gradients(net, X, names)
+    monkeypatch.undo()
+    assert calls == ([] if names == ["2.weight"] else [1] * 3)
+    params = dict(net.named_parameters())
+    for k, per_output in enumerate(factors):
+        for name, (a, b) in per_output.items():
+            jac = jacrev(lambda w, x, name=name, k=k: functional_call(
+                net, {**params, name: w}, (x[None],))[0, k])
+            for i in range(len(X)):
+                exact = jac(params[name], X[i])
+                torch.testing.assert_close(b[i, 0][:, None] * a[i, 0][None, :], exact,
+                                           rtol=1e-12, atol=1e-14)
+            if name == "2.weight":  # the output's own gradient: the unit vector
+                assert torch.equal(b[:, 0], torch.eye(3, dtype=torch.float64)[k].expand(5, 3))
