@@ -7,7 +7,9 @@ min-max range of the per-repetition ratios A / B:
 (a) ``predict`` / ``predict_proba`` on 1,000,000 rows x 50 inputs (hidden
     (100,), 7 targets or classes) against the same module's forward pass
     under ``torch.no_grad()`` in chunks of 65,536 rows (outputs gathered
-    into one host array);
+    into one host array); and, with no goal, the regressor's
+    ``predict(X, return_std=True)`` against ``predict(X)`` on the first
+    100,000 of those rows (what the predictive standard deviation costs);
 (b) ``fit`` with ``reg_lambda=0`` against a plain PyTorch loop with the same
     module class (``sk_adareg._mlp.MLP``), Adam, learning rate, batch size
     64, epochs and per-epoch shuffling: 1,000 digits (pixels / 16, 30
@@ -66,6 +68,7 @@ HIDDEN = (100,)
 BATCH = 64
 LR = 1e-3
 RAW_CHUNK = 65_536
+STD_ROWS = 100_000
 GOALS = {"a": 1.5, "b": 1.3, "c_last": 1.05, "c_all": 1.25, "d_100000": 1.0}
 # (c): the fits with the prior, each against reg_lambda=0; one line per variant.
 PRIOR_CASES = [
@@ -248,8 +251,26 @@ def part_a(args, records):
         rows.append(summary_row("a", case, method.__name__,
                                 f"chunked forward ({RAW_CHUNK:,} rows)", times, "a",
                                 short=f"{method.__name__} / raw forward, {task}"))
+        if task == "regressor":
+            rows.append(std_cost(args, records, est, X[:STD_ROWS]))
         del X, y
     return rows
+
+
+def std_cost(args, records, est, X):
+    """(a), no goal: ``predict(X, return_std=True)`` against ``predict(X)``."""
+    case = f"regressor `predict(return_std=True)`, {len(X):,} x 50"
+    print(f"(a) {case}", flush=True)
+    def with_std(rep):
+        est.predict(X, return_std=True)  # the outputs are dropped, as in the lines above
+
+    def without(rep):
+        est.predict(X)
+
+    times = paired(with_std, without, args.repeats, args.device, label="(a)")
+    record_reps(records, "a", case, times, n_rows=len(X))
+    return summary_row("a", case, "predict, return_std=True", "predict", times,
+                       short="predict with std / predict, regressor")
 
 
 def small_fit_data(task):
