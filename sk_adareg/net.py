@@ -118,6 +118,10 @@ class AdaRegMixin:
         super().__init__(*args, **kwargs)
         vars(self).update(adareg_params)
 
+    def _get_param_names(self):
+        # skorch reads the parameters from __dict__; the per-fit state kept there is not one.
+        return [name for name in super()._get_param_names() if name not in _FIT_STATE]
+
     def _check_adareg_params(self):
         check_params({name: getattr(self, name) for name in ADAREG_PARAMS}, type(self).__name__)
 
@@ -455,6 +459,10 @@ class AdaRegMixin:
             broadcast_buffers(self.priors_)
         return self
 
+
+# What the mixin keeps in __dict__ during a fit (skorch would list it among the parameters).
+_FIT_STATE = frozenset({"_batch_listeners", "_mode_modules", "_fast_step",
+                        "_epoch_penalty_step", "_penalty_after_backward"})
 
 # Batch callbacks that read nothing of the history during an epoch.
 _QUIET_CALLBACKS = (PriorUpdate,)

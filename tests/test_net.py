@@ -236,3 +236,19 @@ def test_gradients_are_cleared_as_torchs_zero_grad_clears_them(monkeypatch):
     assert CountingSGD.calls == 3 * 4  # 3 epochs of 64 rows in batches of 16
     for a, b in zip(ours.module_.parameters(), counted.module_.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_fits_own_state_is_not_among_the_parameters():
+    # skorch lists every __dict__ entry not ending in "_" as a parameter; the state the
+    # mixin keeps there during a fit (listeners, step plans) is not one.
+    from sklearn.base import clone
+
+    from sk_adareg.net import _FIT_STATE
+
+    X, y = regression_data()
+    net = AdaRegNeuralNet(nn.Linear(5, 3), nn.MSELoss, reg_lambda=0.1, max_epochs=2,
+                          train_split=None, verbose=0).fit(X, y)
+    assert _FIT_STATE <= set(vars(net))  # the fit kept them
+    assert not _FIT_STATE & set(net.get_params())
+    assert net.get_params()["reg_lambda"] == 0.1
+    clone(net).fit(X, y)
