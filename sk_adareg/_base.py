@@ -865,8 +865,10 @@ row_covariance_ : ndarray of shape ({p}, {p})
         ``row_precision_max``, ``column_precision_min``,
         ``column_precision_max``, ``cov_update``, ``log_evidence`` at each
         update with ``reg_lambda="auto"`` or ``"loo"``, and ``loo_scale``
-        (the factor leave-one-out put on the evidence's strengths) with
-        ``"loo"``.
+        (the factor leave-one-out put on the evidence's strengths) and
+        ``loo_mse`` (the approximate leave-one-out mean squared error there,
+        per target value, in the standardized units the network trains on)
+        with ``"loo"``.
 
     loss_curve_ : list of float
         Training loss (with the penalty) at each completed epoch.

@@ -303,6 +303,10 @@ def rescale_strengths(net, dataset, laplace):
     -------
     alpha : float
         The factor.
+    mse : float
+        PRESS at ``alpha`` over the ``n K`` target values (their weighted mean with
+        sample weights): the approximate leave-one-out mean squared error, in the
+        units the network trains on.
     """
     curvature = laplace.curvature
     n_values = curvature.n_samples * curvature.n_outputs
@@ -315,10 +319,10 @@ def rescale_strengths(net, dataset, laplace):
         return (_on_device(X, y, net.device)
                 for X, y in batch_loader(dataset, batch_size=_chunk(net, dataset)))
 
-    alpha, _ = press_scale(net._adareg_module, names, laplace, batches, strengths)
+    alpha, press = press_scale(net._adareg_module, names, laplace, batches, strengths)
     net.reg_lambda_ = {name: alpha * lam / n_values for name, lam in strengths.items()}
     net.priors_.set_strengths(net.reg_lambda_)
     weights = getattr(net.criterion_, "target_weights", None)
     if weights is not None:
         weights.fill_(1.0)
-    return alpha
+    return alpha, float(np.nanmin(press)) / n_values

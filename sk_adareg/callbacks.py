@@ -198,8 +198,9 @@ class StrengthUpdate(Callback):
     ``log_evidence`` in the history. With ``"loo"`` it then multiplies all
     the strengths by the factor that minimizes the approximate leave-one-out
     squared error of the linearized network (:mod:`sk_adareg._loo`), weighs
-    the targets alike, and records the factor as ``loo_scale``. It does
-    nothing for a numeric ``reg_lambda``.
+    the targets alike, and records the factor as ``loo_scale`` and that
+    error per target value as ``loo_mse``. It does nothing for a numeric
+    ``reg_lambda``.
 
     Raises
     ------
@@ -213,8 +214,8 @@ class StrengthUpdate(Callback):
         try:
             laplace = fit_evidence(net, dataset_train, fit_strength=True)
             log_evidence = laplace.log_evidence()
-            scale = (rescale_strengths(net, dataset_train, laplace)
-                     if net.reg_lambda == "loo" else None)
+            scale, mse = (rescale_strengths(net, dataset_train, laplace)
+                          if net.reg_lambda == "loo" else (None, None))
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence became NaN or infinite at epoch {len(net.history)} "
@@ -223,6 +224,7 @@ class StrengthUpdate(Callback):
         net.history.record("log_evidence", log_evidence)
         if scale is not None:
             net.history.record("loo_scale", scale)
+            net.history.record("loo_mse", mse)
 
 
 class PriorRefresh(Callback):

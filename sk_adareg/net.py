@@ -76,10 +76,10 @@ class AdaRegMixin:
       prior (and the noise of each target under ``MSELoss``) from the training
       data by the Laplace evidence after each precision update, and records
       ``log_evidence`` (with ``"loo"`` it then rescales the strengths by the
-      approximate leave-one-out error, and records ``loo_scale``); it needs
-      ``criterion`` ``MSELoss``,
-      :class:`TargetWeightedMSELoss` (which also weighs
-      the targets by their learned noise precision) or ``CrossEntropyLoss``;
+      approximate leave-one-out error, and records ``loo_scale`` and
+      ``loo_mse``); it needs ``criterion`` ``MSELoss``,
+      :class:`TargetWeightedMSELoss` (which also weighs the targets by their
+      learned noise precision) or ``CrossEntropyLoss``;
     - ``prior_refresh`` (:class:`~sk_adareg.callbacks.PriorRefresh`) runs
       after every other callback at the end of training and updates the
       precisions once more when the net ends with other weights than those of

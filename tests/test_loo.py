@@ -106,12 +106,20 @@ def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
 
     def recorded(net, dataset, laplace):
         before = dict(net.reg_lambda_)
-        alpha = rescale(net, dataset, laplace)
+        alpha, mse = rescale(net, dataset, laplace)
         seen.append((before, dict(net.reg_lambda_), alpha,
                      net.criterion_.target_weights.tolist(), net.priors_.strengths.tolist()))
-        return alpha
+        return alpha, mse
+
+    searched = []
+
+    def search(*args):
+        alpha, press = press_scale(*args)
+        searched.append(press)
+        return alpha, press
 
     monkeypatch.setattr(callbacks, "rescale_strengths", recorded)
+    monkeypatch.setattr("sk_adareg._loo.press_scale", search)
     X, Y = heavy_tailed()
     est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(16,), reg_lambda="loo",
                                    adareg_layers="all", max_epochs=9, cov_update_every=3,
@@ -119,6 +127,10 @@ def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
     rows = [row for row in est.history_ if "log_evidence" in row]
     assert [row["epoch"] for row in rows] == [3, 6, 9]
     assert [row["loo_scale"] for row in rows] == [alpha for *_, alpha, _, _ in seen]
+    # loo_mse: PRESS at the chosen factor over the n K target values
+    for row, press in zip(rows, searched, strict=True):
+        assert press[list(SCALES).index(row["loo_scale"])] == np.nanmin(press)
+        assert row["loo_mse"] == pytest.approx(np.nanmin(press) / Y.size, rel=1e-12)
     for before, after, alpha, target_weights, strengths in seen:
         assert alpha in SCALES
         for name in before:  # the evidence's strengths, all times the one factor
