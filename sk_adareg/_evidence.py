@@ -18,13 +18,18 @@ import dataclasses
 import math
 
 import numpy as np
-import scipy.optimize
 import torch
 from skorch.utils import to_tensor
 from torch import nn
 
 from ._batches import WeightedTarget, batch_loader, chunk_rows
-from .laplace import _NOISE_BOUNDS, KroneckerLaplace, fit_hyperparameters, kfac
+from .laplace import (
+    _NOISE_BOUNDS,
+    KroneckerLaplace,
+    _projected_newton,
+    fit_hyperparameters,
+    kfac,
+)
 
 __all__ = ["TargetWeightedMSELoss"]
 
@@ -164,10 +169,12 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance):
     A numeric ``reg_lambda`` fixes ``c_l = lambda_l / (n sum_k beta_k)`` (see the module),
     not ``lambda_l``: the prior's strength moves with the noise precisions. The evidence
     is maximized over ``log beta`` with ``lambda_l = max(c_l n sum(beta), floor)``, by
-    L-BFGS-B on its exact gradient (the chain rule through ``lambda``). Holding ``lambda``
-    while fitting ``beta`` and alternating has, by MacKay's update, the fixed point ``beta
-    SSE = n K - gamma``; with more well-determined parameters ``gamma`` than target values
-    ``n K`` (a wide network on a small set) there is none, and the noise grows without bound.
+    Newton's method on its exact gradient and Hessian (the chain rule through ``lambda``;
+    the value need not be concave in ``log beta``, so the step takes the Hessian's
+    absolute eigenvalues). Holding ``lambda`` while fitting ``beta`` and alternating has,
+    by MacKay's update, the fixed point ``beta SSE = n K - gamma``; with more
+    well-determined parameters ``gamma`` than target values ``n K`` (a wide network on a
+    small set) there is none, and the noise grows without bound.
 
     Parameters
     ----------
@@ -186,6 +193,7 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance):
         The posterior at the maximizing noise variances and the strengths they imply.
     """
     names = list(strengths)
+    n_layers = len(names)
     n = curvature.n_samples
     device = curvature.sse.device
     rho = torch.tensor([strengths[name] * n for name in names], dtype=torch.float64,
@@ -200,21 +208,31 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance):
         tied = rho * beta.sum()
         return tied.clamp_min(_LAMBDA_FLOOR), tied > _LAMBDA_FLOOR
 
-    def negative(t):
-        beta = torch.as_tensor(np.exp(t), dtype=torch.float64, device=device)
+    def evaluate(t, derivatives):
+        beta = t.exp()
         lam, moving = strengths_at(beta)
-        value, grad, _ = laplace._evidence(lam, beta, derivatives=True)
+        value, grad, hess = laplace._evidence(lam, beta, derivatives=derivatives)
         if not math.isfinite(float(value)):
             raise FloatingPointError("the Laplace evidence is NaN or infinite")
-        g_lambda, g_beta = grad[:len(names)], grad[len(names):]
-        # d log lambda_l / d log beta_k = beta_k / sum(beta), where lambda is above its floor.
-        gradient = g_beta + beta / beta.sum() * g_lambda[moving].sum()
-        return -float(value), -gradient.cpu().numpy()
+        if not derivatives:
+            return value, None, None
+        # log lambda_l = log(c_l n) + log sum(beta) where lambda is above its floor:
+        # d/d log beta = w = beta / sum(beta), d2 = diag(w) - w w^T.
+        w = beta / beta.sum()
+        g_lambda = grad[:n_layers] * moving
+        h_lambda_beta = (hess[:n_layers, n_layers:] * moving[:, None]).sum(0)
+        h_lambda = (hess[:n_layers, :n_layers] * torch.outer(moving, moving)).sum()
+        gradient = grad[n_layers:] + w * g_lambda.sum()
+        hessian = (hess[n_layers:, n_layers:] + torch.outer(h_lambda_beta, w)
+                   + torch.outer(w, h_lambda_beta) + h_lambda * torch.outer(w, w)
+                   + g_lambda.sum() * (torch.diag(w) - torch.outer(w, w)))
+        return value, gradient, hessian
 
     start = np.clip(-np.log(np.asarray(noise_variance, dtype=np.float64)), lo, hi)
-    result = scipy.optimize.minimize(negative, start, jac=True, method="L-BFGS-B",
-                                     bounds=[(lo, hi)] * len(start))
-    beta = torch.as_tensor(np.exp(result.x), dtype=torch.float64, device=device)
+    bound = torch.ones(len(start), dtype=torch.float64, device=device)
+    t = _projected_newton(evaluate, torch.as_tensor(start, device=device), lo * bound,
+                          hi * bound, max_iter=100, tol=1e-10)
+    beta = t.exp()
     laplace.noise_variance = 1.0 / beta
     laplace.reg_lambda = dict(zip(names, strengths_at(beta)[0].tolist(), strict=True))
     return laplace

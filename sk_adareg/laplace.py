@@ -501,6 +501,41 @@ def _precisions(priors, name):
     return prior.row_precision, prior.column_precision
 
 
+def _projected_newton(evaluate, t, lo, hi, max_iter, tol):
+    """Maximize ``evaluate`` over ``lo <= t <= hi`` by Newton's method; the maximizer.
+
+    ``evaluate(t, derivatives)`` returns the value and, with ``derivatives``, the
+    gradient and Hessian. Coordinates that the gradient holds at a bound stay out of
+    the Newton system; an Armijo backtracking line search keeps every step an ascent.
+    """
+    value, grad, hess = evaluate(t, True)
+    for _ in range(max_iter):
+        free = ~(((t <= lo) & (grad < 0)) | ((t >= hi) & (grad > 0)))
+        if not free.any():
+            break
+        # Where the value is concave -hess is positive definite and the floor only
+        # guards round-off; elsewhere the absolute eigenvalues keep the step an
+        # ascent direction (the step is then a scaled gradient step there).
+        w, Q = torch.linalg.eigh(-hess[free][:, free])
+        w = w.abs().clamp_min(1e-12 * max(float(w.abs().max()), 1.0))
+        step = torch.zeros_like(t)
+        step[free] = Q @ ((Q.T @ grad[free]) / w)
+        if float(grad @ step) <= tol:
+            break
+        alpha = 1.0
+        while alpha >= _MIN_STEP:
+            t_new = torch.minimum(torch.maximum(t + alpha * step, lo), hi)
+            value_new = evaluate(t_new, False)[0]
+            if value_new >= value + _ARMIJO * (grad @ (t_new - t)):
+                break
+            alpha /= 2
+        else:
+            break  # no ascent left at round-off level
+        t = t_new
+        value, grad, hess = evaluate(t, True)
+    return t
+
+
 def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=None, *,
                         fit_noise=True, lambda_bounds=(1e-8, 1e8), noise_bounds=_NOISE_BOUNDS,
                         max_iter=100, tol=1e-10, laplace=None):
@@ -608,31 +643,7 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
             grad, hess = grad[:n_layers], hess[:n_layers, :n_layers]
         return value, grad, hess
 
-    value, grad, hess = evaluate(t, True)
-    for _ in range(max_iter):
-        # Coordinates held at a bound by the gradient stay out of the Newton system.
-        free = ~(((t <= lo) & (grad < 0)) | ((t >= hi) & (grad > 0)))
-        if not free.any():
-            break
-        # -hess is positive definite by concavity; the floor on its eigenvalues
-        # only guards round-off (the step is then a scaled gradient step there).
-        w, Q = torch.linalg.eigh(-hess[free][:, free])
-        w = w.clamp_min(1e-12 * max(float(w.abs().max()), 1.0))
-        step = torch.zeros_like(t)
-        step[free] = Q @ ((Q.T @ grad[free]) / w)
-        if float(grad @ step) <= tol:
-            break
-        alpha = 1.0
-        while alpha >= _MIN_STEP:
-            t_new = torch.minimum(torch.maximum(t + alpha * step, lo), hi)
-            value_new = evaluate(t_new, False)[0]
-            if value_new >= value + _ARMIJO * (grad @ (t_new - t)):
-                break
-            alpha /= 2
-        else:
-            break  # no ascent left at round-off level
-        t = t_new
-        value, grad, hess = evaluate(t, True)
+    t = _projected_newton(evaluate, t, lo, hi, max_iter, tol)
     la.reg_lambda = dict(zip(la.names, t[:n_layers].exp().tolist(), strict=True))
     if fit_beta:
         la.noise_variance = (-t[n_layers:]).exp()
