@@ -35,41 +35,54 @@ SHOWN = (20, 60, 100, 200)  # the epochs of the table (evidence updates)
 
 
 class TestOutputs(Callback):
-    """At each evidence update: the epoch, the log evidence and the net's raw test outputs.
+    """At each update: the epoch, the history's ``key`` and the net's raw test outputs.
 
-    The outputs come from ``chunked_forward``: in large chunks, and drawing no random
-    number, so that the later epochs shuffle as they would without the recording.
+    An update is an epoch whose history row has ``key``. The outputs come from
+    ``chunked_forward``: in large chunks, and drawing no random number, so that the
+    later epochs shuffle as they would without the recording.
     """
 
-    def __init__(self, X_test):
-        self.X_test = X_test
+    def __init__(self, X_test, key="log_evidence"):
+        self.X_test, self.key = X_test, key
 
     def initialize(self):
         self.records_ = []
         return self
 
     def on_epoch_end(self, net, **kwargs):
-        evidence = net.history[-1].get("log_evidence")
-        if evidence is not None:
+        value = net.history[-1].get(self.key)
+        if value is not None:
             outputs = chunked_forward(net.module_, self.X_test, net.device)
-            self.records_.append((len(net.history), evidence, outputs))
+            self.records_.append((len(net.history), value, outputs))
+
+
+def traced_fit(name, rep, data, reg_lambda, key):
+    """``reg_lambda`` on all layers for ``EPOCHS`` epochs on a split of ``multitarget.py``,
+    with :class:`TestOutputs` recording ``key``.
+
+    Returns the final test R² per target, the split (from ``prepared``) and, per update,
+    ``(epoch, value of key, test predictions in the targets' units)``.
+    """
+    torch.set_num_threads(1)
+    split = prepared(name, data, rep)
+    *_, A_test, target = split
+    trace = TestOutputs(A_test.astype(np.float32), key)
+    model = AdaRegMultiTaskRegressor(reg_lambda=reg_lambda, adareg_layers="all",
+                                     max_epochs=EPOCHS, random_state=rep,
+                                     callbacks=[("test_outputs", trace)])
+    final = fit_and_score(model, data[1], split)
+    # The net predicts in the estimator's internal target units.
+    records = [(epoch, value, target.inverse_transform(
+        model._target_scaler_.inverse_transform(raw.reshape(len(raw), -1))))
+        for epoch, value, raw in trace.records_]
+    return final, split, records
 
 
 def run_one(name, rep, _, data):
-    torch.set_num_threads(1)
     Y = data[1]
-    split = prepared(name, data, rep)
-    train, test, _, A_test, target = split
-    trace = TestOutputs(A_test.astype(np.float32))
-    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
-                                     max_epochs=EPOCHS, random_state=rep,
-                                     callbacks=[("test_outputs", trace)])
-    fit_and_score(model, Y, split)
+    _, (train, test, *_), records = traced_fit(name, rep, data, "auto", "log_evidence")
     rows = []
-    for epoch, evidence, raw in trace.records_:
-        # The net predicts in the estimator's internal target units.
-        pred = target.inverse_transform(
-            model._target_scaler_.inverse_transform(raw.reshape(len(raw), -1)))
+    for epoch, evidence, pred in records:
         r2, _ = scores(Y[test], pred, Y[train])
         rows.append({"set": name, "rep": rep, "epoch": epoch,
                      "evidence_per_row": evidence / len(train), "r2": float(np.nanmean(r2))})

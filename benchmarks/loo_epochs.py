@@ -7,7 +7,7 @@ its strengths (``results/loo_factor.md``). This asks whether the training length
 what is missing, and whether the criterion "loo" already computes could choose it:
 at every strength update the history records ``loo_mse``, the approximate leave-one-out
 mean squared error of the network linearized there. A callback keeps the network's
-test outputs at every update (from ``chunked_forward``, which draws no random number, so
+test outputs at every update (``evidence_trace.TestOutputs``: it draws no random number, so
 the fits are those of ``multitarget.py``; the test part is only read), and the report
 gives per set the test R²
 
@@ -32,55 +32,23 @@ Writes ``benchmarks/results/loo_epochs.md`` and ``loo_epochs.csv``.
 
 import numpy as np
 import pandas as pd
-import torch
 from _common import RESULTS, write_study
-from multitarget import fit_and_score, prepared, run_over_sets, scores
+from evidence_trace import EPOCHS, traced_fit
+from multitarget import run_over_sets, scores
 from scipy.stats import spearmanr
-from skorch.callbacks import Callback
 from uncertainty import best_cv_neural
-
-from sk_adareg import AdaRegMultiTaskRegressor
-from sk_adareg._batches import chunked_forward
-
-EPOCHS = 200
-
-
-class UpdateOutputs(Callback):
-    """At each strength update: the epoch, ``loo_mse`` and the net's raw test outputs."""
-
-    def __init__(self, X_test):
-        self.X_test = X_test
-
-    def initialize(self):
-        self.records_ = []
-        return self
-
-    def on_epoch_end(self, net, **kwargs):
-        mse = net.history[-1].get("loo_mse")
-        if mse is not None:
-            outputs = chunked_forward(net.module_, self.X_test, net.device)
-            self.records_.append((len(net.history), mse, outputs))
 
 
 def run_one(name, rep, _, data):
-    torch.set_num_threads(1)
     Y = data[1]
-    split = prepared(name, data, rep)
-    train, test, _, A_test, target = split
-    trace = UpdateOutputs(A_test.astype(np.float32))
-    model = AdaRegMultiTaskRegressor(reg_lambda="loo", adareg_layers="all",
-                                     max_epochs=EPOCHS, random_state=rep,
-                                     callbacks=[("update_outputs", trace)])
-    final = float(np.nanmean(fit_and_score(model, Y, split)))
+    final, (train, test, *_, target), records = traced_fit(name, rep, data, "loo", "loo_mse")
     rows = []
-    for epoch, mse, raw in trace.records_:
-        # The net predicts in the estimator's internal target units.
-        pred = target.inverse_transform(
-            model._target_scaler_.inverse_transform(raw.reshape(len(raw), -1)))
+    for epoch, mse, pred in records:
         r2, _ = scores(Y[test], pred, Y[train])
         test_mse = float(np.mean((target.transform(Y[test]) - target.transform(pred)) ** 2))
         rows.append({"set": name, "rep": rep, "epoch": epoch, "loo_mse": mse,
-                     "test_mse": test_mse, "r2": float(np.nanmean(r2)), "final_r2": final})
+                     "test_mse": test_mse, "r2": float(np.nanmean(r2)),
+                     "final_r2": float(np.nanmean(final))})
     return {"rows": rows}
 
 
