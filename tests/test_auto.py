@@ -143,7 +143,17 @@ def test_the_tied_noise_fit_converges_as_newtons_method_does(monkeypatch):
     start = (curvature.sse / len(X)).tolist()
     laplace = fit_tied_noise(curvature, net.priors_, dict(est.reg_lambda_), start)
     assert sum(calls) <= 4, calls
-    assert laplace.noise_variance.shape == (4,)
+    best = laplace.log_evidence()
+    lam = {name: c * len(X) * float((1 / laplace.noise_variance).sum())
+           for name, c in est.reg_lambda_.items()}
+    assert lam == pytest.approx(laplace.reg_lambda, rel=1e-12)  # the strengths stay tied
+    for k in range(4):  # no single noise variance, moved with the tied strengths, does better
+        for factor in (0.99, 1.01):
+            noise = laplace.noise_variance.clone()
+            noise[k] *= factor
+            moved = {name: c * len(X) * float((1 / noise).sum())
+                     for name, c in est.reg_lambda_.items()}
+            assert KroneckerLaplace(curvature, net.priors_, moved, noise).log_evidence() < best
 
 
 def test_a_fixed_strength_posterior_of_a_classifier_takes_the_loss_strength():
