@@ -62,20 +62,39 @@ def test_steps_equal_the_optimizers_to_the_last_bit(optimizer, kwargs, device):
             assert torch.equal(value, states[1][key][name]), (key, name)
 
 
-def test_a_step_without_state_is_the_optimizers(monkeypatch):
-    module = network()
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
-    plan = adam_plan(optimizer)
+@pytest.fixture
+def adam_steps(monkeypatch):
+    """The calls of ``Adam.step``, counted."""
     calls = []
     original = torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, "step",
                         lambda self, *a: calls.append(1) or original(self, *a))
-    for _ in range(3):
+    return calls
+
+
+def planned_steps(n_steps, tensor_lr=False):
+    """``n_steps`` direct steps of a fused Adam; after the first, maybe a tensor lr."""
+    module = network()
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
+    plan = adam_plan(optimizer)
+    for _ in range(n_steps):
         optimizer.zero_grad()
         module(torch.ones(2, 5)).sum().backward()
         plan()
-    assert calls == [1]  # the first step creates the state; the others are direct
+        if tensor_lr:
+            optimizer.param_groups[0]["lr"] = torch.tensor(1e-2)
+    return optimizer
+
+
+def test_a_step_without_state_is_the_optimizers(adam_steps):
+    optimizer = planned_steps(3)
+    assert adam_steps == [1]  # the first step creates the state; the others are direct
     assert all(float(state["step"]) == 3 for state in optimizer.state.values())
+
+
+def test_a_tensor_learning_rate_takes_the_optimizers_step(adam_steps):
+    planned_steps(3, tensor_lr=True)
+    assert adam_steps == [1, 1, 1]
 
 
 def test_optimizers_it_does_not_take():
@@ -107,22 +126,6 @@ def test_optimizers_it_does_not_take():
         handle.remove()
     hooked.grad_scale = torch.ones(())  # what GradScaler sets
     assert adam_plan(hooked) is None
-
-
-def test_a_tensor_learning_rate_takes_the_optimizers_step(monkeypatch):
-    module = network()
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-2, fused=True)
-    plan = adam_plan(optimizer)
-    calls = []
-    original = torch.optim.Adam.step
-    monkeypatch.setattr(torch.optim.Adam, "step",
-                        lambda self, *a: calls.append(1) or original(self, *a))
-    for _ in range(3):
-        optimizer.zero_grad()
-        module(torch.ones(2, 5)).sum().backward()
-        plan()
-        optimizer.param_groups[0]["lr"] = torch.tensor(1e-2)
-    assert calls == [1, 1, 1]
 
 
 @pytest.fixture
