@@ -7,7 +7,8 @@ per-parameter checks and the grouping of the tensors by device and dtype
 (about 45 µs against 15 µs on the (50, 100, 7) network of
 ``benchmarks/speed.py``, a tenth of its training step). :func:`adam_plan`
 recognizes an optimizer whose step is torch's fused Adam (or AdamW) with
-nothing that the direct call would skip (hooks, a gradient scaler, AMSGrad,
+nothing that the direct call would skip (hooks, a step set on the instance
+other than a learning-rate scheduler's wrapper, a gradient scaler, AMSGrad,
 capturable or differentiable mode, tensor hyperparameters, parameters of
 more than one device or dtype), and :class:`FusedAdamStep` calls the same
 two kernels with the same arguments: the parameters and the optimizer's
@@ -47,6 +48,12 @@ def adam_plan(optimizer):
     if any(getattr(_optimizer, name, None) for name in _GLOBAL_HOOKS) or any(
             getattr(optimizer, name, None) for name in _HOOKS):
         return None
+    # A step set on the instance replaces the class's: only torch's LR schedulers' wrapper,
+    # which records the call and then runs the class's step, is the same step.
+    own = vars(optimizer).get("step")
+    if own is not None and not (getattr(own, "_wrapped_by_lr_sched", False) and getattr(
+            own, "__wrapped__", None) is torch.optim.Adam.step):
+        return None
     # Set by torch's GradScaler: the kernel would unscale and skip steps.
     if getattr(optimizer, "grad_scale", None) is not None or getattr(
             optimizer, "found_inf", None) is not None:
@@ -75,10 +82,14 @@ class FusedAdamStep:
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
+        self._own_step = vars(optimizer).get("step")  # None, or an LR scheduler's wrapper
 
     def __call__(self):
         """One step from the parameters' ``.grad``, as ``optimizer.step()`` takes it."""
         optimizer, state = self.optimizer, self.optimizer.state
+        if vars(optimizer).get("step") is not self._own_step:  # set since the plan was made
+            optimizer.step()
+            return
         calls = []
         for group in optimizer.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
@@ -103,3 +114,5 @@ class FusedAdamStep:
                        lr=group["lr"], beta1=beta1, beta2=beta2,
                        weight_decay=group["weight_decay"], eps=group["eps"],
                        maximize=group["maximize"], grad_scale=None, found_inf=None)
+        if self._own_step is not None:
+            optimizer._opt_called = True  # what the LR scheduler's wrapper records

@@ -1,6 +1,7 @@
 """Adam's fused step called directly: the parameters and state of ``step()``, or ``step()``."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -192,3 +193,33 @@ def test_a_step_hook_and_other_optimizers_get_the_optimizers_step(count_direct):
     AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=2, batch_size=45,
                              optimizer=torch.optim.SGD).fit(X, y)
     assert count_direct == []
+
+
+def test_a_learning_rate_scheduler_sees_the_direct_step():
+    module = network()
+    for p in module.parameters():
+        p.grad = torch.ones_like(p)
+    trained = torch.optim.Adam(module.parameters(), fused=True)
+    trained.step()
+    # A state loaded before the schedule starts (skorch's LoadInitState): no first step
+    # through optimizer.step() tells the scheduler that the optimizer stepped.
+    optimizer = torch.optim.Adam(module.parameters(), fused=True)
+    optimizer.load_state_dict(trained.state_dict())
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    plan = adam_plan(optimizer)
+    assert plan is not None  # the scheduler's wrapper runs Adam's own step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()"
+        plan()
+        scheduler.step()
+
+
+def test_a_step_set_on_the_instance_is_called():
+    module = network()
+    optimizer = torch.optim.Adam(module.parameters(), fused=True)
+    plan = adam_plan(optimizer)
+    calls = []
+    optimizer.step = lambda closure=None: calls.append(1)
+    assert adam_plan(optimizer) is None
+    plan()  # set after the plan was made
+    assert calls == [1]
