@@ -182,6 +182,11 @@ def _eval_mode(module):
             m.training = mode
 
 
+def _positions(parts):
+    """The (n, T, .) rows of a layer's calls side by side (one call: no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
 def _forward(module, X, layers):
     """Run ``module(X)`` recording each layer's input patches and outputs.
 
@@ -211,8 +216,9 @@ def _forward(module, X, layers):
     for name, layer in layers.items():
         if not calls[name]:
             raise ValueError(f"The layer of {name!r} was not used in the forward pass.")
-        patches[name] = torch.cat(
-            [_patches(layer, x.detach()).to(torch.float64) for x, _ in calls[name]], dim=1)
+        # Copies (not views of the inputs, which a later in-place operation may change).
+        patches[name] = _positions(
+            [_patches(layer, x.detach()).to(torch.float64, copy=True) for x, _ in calls[name]])
         outputs[name] = [(s, s is out) for _, s in calls[name]]
         if patches[name].shape[0] != f.shape[0]:
             raise ValueError(
@@ -241,7 +247,7 @@ def _backward(f, v, layers, outputs):
             grad = v.reshape(s.shape) if final else next(grads)
             grad = grad if grad is not None else torch.zeros_like(s)
             parts.append(_output_rows(layer, grad).to(torch.float64))
-        result[name] = torch.cat(parts, dim=1)
+        result[name] = _positions(parts)
     return result
 
 
@@ -348,8 +354,19 @@ def kfac(module, data, names, likelihood="gaussian"):
             for name, a in patches.items():
                 A[name] = A.get(name, 0) + torch.einsum("ntd,nte->de", a, a)
                 counts[name] += a.shape[1] * (a.shape[0] if w is None else float(w.sum()))
-            for group, v in _output_hessian_roots(f, likelihood):
-                for name, b in _backward(f, v, layers, outputs).items():
+            # At the module's own output a Gaussian target's b is its unit vector:
+            # G[c] gains the batch's count at (c, c), and no outer product is formed.
+            rest = layers
+            if likelihood == "gaussian":
+                rest = {name: layer for name, layer in layers.items()
+                        if not all(final for _, final in outputs[name])}
+                diagonal = torch.arange(k, device=f.device)
+                for name in (name for name in layers if name not in rest):
+                    if name not in G:
+                        G[name] = torch.zeros((k, k, k), dtype=torch.float64, device=f.device)
+                    G[name][diagonal, diagonal, diagonal] += n if w is None else w.sum()
+            for group, v in _output_hessian_roots(f, likelihood) if rest else ():
+                for name, b in _backward(f, v, rest, outputs).items():
                     if root is not None:
                         b = b * root.to(b.dtype)
                     if name not in G:
