@@ -234,6 +234,12 @@ def _without_cast_cache(state):
     return {k: v for k, v in state.items() if k != "_cast_cache"}
 
 
+def _quadratic_form(w, omega_r, omega_c):
+    """``G = Omega_r W Omega_c`` and ``Tr(Omega_r W Omega_c W^T) = sum(G * W)``."""
+    g = omega_r @ w @ omega_c
+    return g, (g * w).sum()
+
+
 class _KroneckerQuadratic(torch.autograd.Function):
     """``Tr(Omega_r W Omega_c W^T)`` for symmetric precisions, differentiable in ``W``.
 
@@ -244,9 +250,9 @@ class _KroneckerQuadratic(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w, omega_r, omega_c):
-        g = omega_r @ w @ omega_c
+        g, value = _quadratic_form(w, omega_r, omega_c)
         ctx.save_for_backward(g)
-        return (g * w).sum()
+        return value
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -528,7 +534,9 @@ class MatrixNormalPrior(nn.Module):
             ``column_precision_max``.
         """
         with torch.no_grad():
-            penalty = self.penalty(weight.detach().to(torch.float64))
+            # The value of penalty(), without the autograd Function's overhead: a reading.
+            w = self.as_matrix(weight.detach()).to(torch.float64)
+            penalty = _quadratic_form(w, *_cast(self, _PRECISIONS, w.dtype))[1]
             # The spectrum changes only at updates: its readings are kept until then.
             spectrum = _cached(self, "spectrum", ("row_eigenvalues", "column_eigenvalues"),
                                lambda _: torch.stack([
