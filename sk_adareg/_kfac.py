@@ -283,7 +283,9 @@ def kfac(module, data, names, likelihood="gaussian"):
 
     One forward pass per batch, then one backward pass per output dimension
     (targets or classes), with the gradients taken at the layers' outputs
-    (parameter ``.grad`` fields are not touched).
+    (parameter ``.grad`` fields are not touched); none under the Gaussian
+    likelihood when every weight is that of the module's output layer, whose
+    output gradients are the unit vectors.
 
     Parameters
     ----------

@@ -439,8 +439,7 @@ class MatrixNormalPrior(nn.Module):
             A scalar in ``weight``'s dtype.
         """
         w = self.as_matrix(weight)
-        return _KroneckerQuadratic.apply(w, *_cast(self, ("row_precision", "column_precision"),
-                                                   w.dtype))
+        return _KroneckerQuadratic.apply(w, *_cast(self, _PRECISIONS, w.dtype))
 
     @torch.no_grad()
     def update(self, weight):
