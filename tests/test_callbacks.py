@@ -20,7 +20,7 @@ from sk_adareg import (
     MatrixNormalPrior,
 )
 from sk_adareg._params import ADAREG_PARAMS, DEFAULTS, PAPER_DEFAULTS
-from sk_adareg.callbacks import DivergenceCheck, PriorRefresh, PriorUpdate
+from sk_adareg.callbacks import DivergenceCheck, PriorRefresh, PriorUpdate, _all_finite
 
 
 def regression_data(n=64, seed=0):
@@ -63,6 +63,22 @@ def test_the_callbacks_are_among_the_defaults_with_the_refresh_last():
     assert isinstance(kinds["divergence_check"], DivergenceCheck)
     assert isinstance(kinds["prior_update"], PriorUpdate)
     assert isinstance(kinds["prior_refresh"], PriorRefresh)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_the_weight_check_agrees_with_isfinite(dtype):
+    # Huge finite values, whose sum overflows, are finite; one NaN or infinity in any
+    # tensor is not.
+    big = torch.finfo(dtype).max
+    tensors = [torch.full((3, 4), big, dtype=dtype), -torch.full((5,), big, dtype=dtype),
+               torch.zeros(2, 2, dtype=dtype)]
+    assert _all_finite(tensors) and _all_finite([])
+    for value in (float("nan"), float("inf"), -float("inf")):
+        for i, j in ((0, 5), (1, 4), (2, 0)):
+            broken = [t.clone() for t in tensors]
+            broken[i].view(-1)[j] = value
+            assert not _all_finite(broken)
+            assert _all_finite(broken) == all(bool(t.isfinite().all()) for t in broken)
 
 
 def test_restored_weights_get_precisions_made_for_them():

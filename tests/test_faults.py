@@ -183,7 +183,7 @@ def test_a_nan_regularizer_is_caught_at_its_epoch(Estimator):
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
-@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 @pytest.mark.parametrize("epoch, cov_update_every", [(2, 2), (3, 2)])
 def test_nan_weights_after_the_last_step_are_caught(Estimator, value, epoch, cov_update_every):
     # One batch per epoch: the losses of the epoch are finite, the weights after it are
