@@ -535,19 +535,19 @@ class MatrixNormalPrior(nn.Module):
         with torch.no_grad():
             # The value of penalty(), without the autograd Function's overhead: a reading.
             w = self.as_matrix(weight.detach()).to(torch.float64)
-            penalty = _quadratic_form(w, *_cast(self, _PRECISIONS, w.dtype))[1]
-            # The spectrum changes only at updates: its readings are kept until then.
-            spectrum = _cached(self, "spectrum", ("row_eigenvalues", "column_eigenvalues"),
-                               lambda _: torch.stack([
-                                   self._log_det_term(),
-                                   self.row_eigenvalues.min(), self.row_eigenvalues.max(),
-                                   self.column_eigenvalues.min(),
-                                   self.column_eigenvalues.max()]))
-            values = torch.cat([penalty.reshape(1), penalty - spectrum[:1],
-                                spectrum[1:]]).tolist()  # one host transfer for all six
+            penalty = _quadratic_form(w, *_cast(self, _PRECISIONS, w.dtype))[1].item()
+            # The spectrum changes only at updates: its readings are kept, as floats, until
+            # then. The penalty is the one host transfer per epoch.
+            log_det, *extremes = _cached(
+                self, "spectrum", ("row_eigenvalues", "column_eigenvalues"),
+                lambda _: torch.stack([
+                    self._log_det_term(),
+                    self.row_eigenvalues.min(), self.row_eigenvalues.max(),
+                    self.column_eigenvalues.min(), self.column_eigenvalues.max()]).tolist())
         keys = ("penalty", "objective", "row_precision_min", "row_precision_max",
                 "column_precision_min", "column_precision_max")
-        return dict(zip(keys, values, strict=True))
+        # float64 subtraction, as the tensors' was.
+        return dict(zip(keys, [penalty, penalty - log_det, *extremes], strict=True))
 
     @property
     def row_covariance(self):

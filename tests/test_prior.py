@@ -340,6 +340,15 @@ def test_diagnostics_read_the_extremes():
     assert readings["column_precision_min"] == pytest.approx(eig_c.min())
     assert readings["column_precision_max"] == pytest.approx(eig_c.max())
     assert readings["column_precision_max"] == 10  # rank 3 of 20: null space at v
+    # The readings of the spectrum, kept between updates, follow an update.
+    for _ in range(2):
+        eig_r = np.linalg.eigvalsh(prior.row_precision.numpy())
+        assert readings["row_precision_min"] == pytest.approx(eig_r.min())
+        assert readings["row_precision_max"] == pytest.approx(eig_r.max())
+        assert readings["objective"] == pytest.approx(prior.objective(w).item())
+        w = 5 * torch.randn(3, 20, dtype=torch.float64)
+        readings = prior.update(w).diagnostics(w)
+    assert readings != prior.update(w / 10).diagnostics(w / 10)
 
 
 @pytest.mark.parametrize(
