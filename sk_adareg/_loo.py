@@ -151,12 +151,18 @@ class _Linearized:
             yield item
         self._cache = cache
 
-    def press(self, scales):
-        """PRESS with the strengths times each factor of ``scales``; inf where h reaches 1.
+    def loo_terms(self, scales):
+        """Per chunk of the data: residuals, leverages and weights at each factor of ``scales``.
 
         A factor is one number for every layer, or a sequence of one per layer. All
         the factors are taken in one pass over the mapped Jacobians, which a pass per
         factor would read again for each (for small products, the larger cost).
+
+        Yields
+        ------
+        residuals, leverages : torch.Tensor of shape (points, targets, factors)
+            The linearized residuals at the moved mode and their leverages.
+        weights : torch.Tensor of shape (points,)
         """
         factors = np.stack([np.broadcast_to(np.asarray(alpha, dtype=np.float64),
                                             (len(self.layers),)) for alpha in scales])
@@ -168,19 +174,26 @@ class _Linearized:
             # Per factor: the mode's step and the posterior variances, as (d, p x factors).
             steps.append(_columns(-(G[..., None] + lams * C[..., None]) / (h[..., None] + lams)))
             variances.append(_columns(1.0 / (h[..., None] + lams)))
-        press = torch.zeros(len(scales), dtype=torch.float64)
         with torch.no_grad():
             for residuals, w, mapped in self._chunks():
-                # (points, targets, factors)
                 r = residuals[..., None].expand(*residuals.shape, len(scales)).clone()
                 leverage = (w / self.total)[:, None, None].expand_as(r).clone()
                 for j, (U, V, U2, V2) in enumerate(mapped):
                     r += torch.bmm(U, (V @ steps[j]).view(*U.shape[::2], -1))
                     leverage += w[:, None, None] * torch.bmm(
                         U2, (V2 @ variances[j]).view(*U.shape[::2], -1))
-                terms = (w[:, None, None] * (r / (1 - leverage)) ** 2).sum((0, 1))
-                press += torch.where((leverage >= 1).flatten(0, 1).any(0), math.inf,
-                                     terms).cpu()
+                yield r, leverage, w
+
+    def press(self, scales):
+        """PRESS with the strengths times each factor of ``scales``; inf where h reaches 1.
+
+        ``scales`` as for :meth:`loo_terms`.
+        """
+        press = torch.zeros(len(scales), dtype=torch.float64)
+        for r, leverage, w in self.loo_terms(scales):
+            terms = (w[:, None, None] * (r / (1 - leverage)) ** 2).sum((0, 1))
+            press += torch.where((leverage >= 1).flatten(0, 1).any(0), math.inf,
+                                 terms).cpu()
         return press.numpy()
 
 
