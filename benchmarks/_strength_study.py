@@ -141,3 +141,13 @@ def comparison(results, sets, repetitions, variants):
     clipped = results.groupby(["variant", "set"])["r2_clipped"].mean().groupby(
         "variant").mean().reindex(order)
     return table, clipped, below
+
+
+def comparison_lines(table, clipped, below):
+    """:func:`comparison`'s results as a report's lines: the table, then per variant the
+    mean clipped R² and the sets more than 0.01 below the best CV neural variant."""
+    lines = [table.to_markdown(floatfmt=".3f"), "",
+             "| variant | mean R², inputs clipped to the training range | sets more than 0.01 "
+             "below the best CV neural variant |", "|---|---|---|"]
+    return lines + [f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |"
+                    for v in clipped.index]

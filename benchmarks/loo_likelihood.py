@@ -33,7 +33,7 @@ from unittest import mock
 
 import torch
 from _common import write_study
-from _strength_study import comparison, timed_row
+from _strength_study import comparison, comparison_lines, timed_row
 from multitarget import run_over_sets
 
 from sk_adareg import _loo
@@ -73,11 +73,7 @@ def main():
              "the evidence's strengths by PRESS (as shipped) or by the leave-one-out log "
              "likelihood of the linearized network. Mean test R² over the repetitions; the "
              "last two columns from `results/multitarget.csv` (60 epochs, same splits).", "",
-             table.to_markdown(floatfmt=".3f"), "",
-             "| variant | mean R², inputs clipped to the training range | sets more than 0.01 "
-             "below the best CV neural variant |", "|---|---|---|"]
-    for v in clipped.index:
-        lines.append(f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |")
+             *comparison_lines(table, clipped, below)]
     write_study("loo_likelihood", "\n".join(lines), results)
 
 

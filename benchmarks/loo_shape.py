@@ -22,7 +22,7 @@ import math
 from unittest import mock
 
 from _common import write_study
-from _strength_study import comparison, timed_row
+from _strength_study import comparison, comparison_lines, timed_row
 from multitarget import run_over_sets
 
 import sk_adareg.callbacks
@@ -54,11 +54,7 @@ def main():
              "repetitions: as shipped, and with the strengths set to their geometric mean "
              "before every leave-one-out search. Mean test R² over the repetitions; the last "
              "two columns from `results/multitarget.csv` (60 epochs, same splits).", "",
-             table.to_markdown(floatfmt=".3f"), "",
-             "| variant | mean R², inputs clipped to the training range | sets more than 0.01 "
-             "below the best CV neural variant |", "|---|---|---|"]
-    for v in clipped.index:
-        lines.append(f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |")
+             *comparison_lines(table, clipped, below)]
     write_study("loo_shape", "\n".join(lines), results)
 
 

@@ -32,7 +32,7 @@ import math
 import numpy as np
 import torch
 from _common import write_report
-from _strength_study import AfterEvidenceUpdate, comparison, fit_variant
+from _strength_study import AfterEvidenceUpdate, comparison, comparison_lines, fit_variant
 from multitarget import run_over_sets
 from scipy.optimize import minimize
 
@@ -120,11 +120,7 @@ def main():
              "one (the network still fit by least squares). Mean test R² over the "
              "repetitions; the best CV neural variant and the GP from "
              "`results/multitarget.csv` (60 epochs, same splits).", "",
-             table.to_markdown(floatfmt=".3f"), "",
-             "| variant | mean R², inputs clipped to the training range | sets more than 0.01 "
-             "below the best CV neural variant |", "|---|---|---|"]
-    lines += [f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |"
-              for v in clipped.index]
+             *comparison_lines(table, clipped, below)]
     body = "\n".join(lines)
     print(body)
     write_report("robust_evidence", body)
