@@ -157,6 +157,7 @@ class _Linearized:
         A factor is one number for every layer, or a sequence of one per layer. All
         the factors are taken in one pass over the mapped Jacobians, which a pass per
         factor would read again for each (for small products, the larger cost).
+        Gradients stay off while it is being iterated, between its items too.
 
         Yields
         ------
