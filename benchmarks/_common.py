@@ -17,10 +17,28 @@ from joblib import Parallel
 RESULTS = Path(__file__).parent / "results"
 
 
+def _cpu_model():
+    """The CPU's model name and the vector instructions torch uses, or "" where unknown."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "")
+    except OSError:
+        pass
+    try:  # torch >= 2.1
+        name += f" ({torch.backends.cpu.get_cpu_capability()} kernels)"
+    except AttributeError:
+        pass
+    return name.strip()
+
+
 def machine_description():
     """One line naming the machine and the library versions."""
+    # The CPU family changes the last digits of the fits and every timing.
     return (
-        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPU cores, "
+        f"{platform.machine()} {_cpu_model() or platform.processor() or ''} "
+        f"{os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads"
         f"{', CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else ''}), "
         f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}, "

@@ -20,7 +20,11 @@ min-max range of the per-repetition ratios A / B:
     ``reg_lambda="auto"`` on the last layer and on all layers; for the
     regressor ``reg_lambda="loo"`` on all layers) against ``reg_lambda=0``,
     same data and epochs (a learned strength against the fixed one with the
-    same layers is the ratio of two of these lines);
+    same layers is the ratio of two of these lines); without a goal, the last-
+    layer and all-layer fits with the penalty's per-batch step skipped (what
+    the prior costs besides that step), and a table of each weight's penalty
+    product ``Omega_r W Omega_c`` against the same layer's products in a training
+    step on a batch of 64, each timed alone;
 (d) time per epoch (fit time / epochs) of the estimators with their defaults
     against scikit-learn's ``MLPClassifier``/``MLPRegressor`` with the same
     hidden layers, ``solver="adam"``, batch size and learning rate, at 1k,
@@ -61,6 +65,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 import sk_adareg.net
+import sk_adareg.prior
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg._mlp import MLP
 
@@ -80,6 +85,11 @@ PRIOR_CASES = [
 ]
 # "loo" scores squared errors: the regressor's only.
 REGRESSOR_ONLY = {'reg_lambda="loo", all layers'}
+# (c), no goal: the same fits with the penalty's per-batch step (per weight two
+# products, an inner product and the gradient's addition) replaced by a zero
+# penalty, against reg_lambda=0: what the prior costs besides that step.
+SKIPPED_CASES = [("last layer (default)", {}), ("all layers", {"adareg_layers": "all"})]
+PRODUCT_CALLS = 2000  # per timing of one product in the table of (c)
 
 
 # -- timing -------------------------------------------------------------------
@@ -279,11 +289,15 @@ def small_fit_data(task):
     return regression_data(1000)
 
 
-def fitter(args, task, X, y, plain=False, autograd=False, **params):
+def fitter(args, task, X, y, plain=False, autograd=False, skip_penalty=False, **params):
     """A function of the repetition that fits on (X, y): the estimator, or the plain loop.
 
-    ``autograd=True`` switches the estimator's training step without autograd off.
+    ``autograd=True`` switches the estimator's training step without autograd off;
+    ``skip_penalty=True`` replaces the penalty's per-batch step (its products and the
+    gradient's addition) by a zero penalty.
     """
+    zero = torch.zeros((), device=args.device)
+
     def fit(rep):
         if plain:
             plain_fit(X, y, task, args.fit_epochs, rep, args.device)
@@ -291,7 +305,9 @@ def fitter(args, task, X, y, plain=False, autograd=False, **params):
         est = estimator(task, args.device, max_epochs=args.fit_epochs, random_state=rep,
                         **params)
         with (mock.patch.object(sk_adareg.net, "step_plan", lambda module, criterion: None)
-              if autograd else nullcontext()):
+              if autograd else nullcontext()), (
+                mock.patch.object(sk_adareg.prior._PenaltyStep, "__call__", lambda self: zero)
+                if skip_penalty else nullcontext()):
             est.fit(X, y)
     return fit
 
@@ -338,6 +354,68 @@ def part_c(args, records, auto_missing):
             record_reps(records, "c", case, times, n_rows=len(X), epochs=args.fit_epochs)
             rows.append(summary_row("c", case, f"fit, {label}", "fit, reg_lambda=0", times,
                                     goal, short=f"{label} / reg_lambda=0, {task}"))
+        for label, params in SKIPPED_CASES:
+            label = f"{label}, the penalty's step skipped"
+            case = f"{task}, {data}, {args.fit_epochs} epochs: {label}"
+            print(f"(c) {case}", flush=True)
+            times = paired(fitter(args, task, X, y, skip_penalty=True, **params),
+                           fitter(args, task, X, y, reg_lambda=0.0),
+                           args.repeats, args.device, label="(c)")
+            record_reps(records, "c", case, times, n_rows=len(X), epochs=args.fit_epochs)
+            rows.append(summary_row("c", case, f"fit, {label}", "fit, reg_lambda=0", times,
+                                    short=f"{label} / reg_lambda=0, {task}"))
+    return rows
+
+
+def penalty_products(args, records):
+    """(c), the table: each weight's penalty product against its own products in a step.
+
+    Per weight of the networks of (c) with the prior on all layers (fitted for one
+    epoch, so the factors are real ones): ``Omega_r @ W @ (c Omega_c)`` in the weights'
+    dtype, as the training step computes it at every batch, against the products of
+    the same layer in a training step on a batch of 64 (forward, the weight's
+    gradient and, past the first layer, the input's gradient), each timed alone over
+    ``PRODUCT_CALLS`` calls, interleaved over the repetitions.
+    """
+    rows = []
+    for task in ("classifier", "regressor"):
+        X, y = small_fit_data(task)
+        est = estimator(task, args.device, max_epochs=1, random_state=0,
+                        adareg_layers="all").fit(X, y)
+        generator = torch.Generator().manual_seed(0)
+        for k, (name, prior) in enumerate(est.net_.priors_.items()):
+            weight = est.net_.module_.get_parameter(name).detach()
+            p, d = weight.shape
+            omega_r = prior.row_precision.to(weight.dtype)
+            omega_c = (est.reg_lambda * prior.column_precision).to(weight.dtype)
+            inputs = torch.randn(BATCH, d, generator=generator).to(weight)
+            grads = torch.randn(BATCH, p, generator=generator).to(weight)
+            bias = torch.zeros(p).to(weight)
+
+            def penalty(rep, w=weight, r=omega_r, c=omega_c):
+                for _ in range(PRODUCT_CALLS):
+                    r @ w @ c
+
+            def data(rep, w=weight, a=inputs, g=grads, b=bias, first=k == 0):
+                for _ in range(PRODUCT_CALLS):
+                    torch.addmm(b, a, w.t())
+                    g.t().mm(a)
+                    if not first:
+                        g.mm(w)
+
+            case = f"{task}: {name}, {p} x {d}"
+            print(f"(c) products, {case}", flush=True)
+            times = paired(penalty, data, args.repeats, args.device, label="(c)")
+            record_reps(records, "c_products", case, times, calls=PRODUCT_CALLS)
+            n_data = 2 if k == 0 else 3
+            rows.append({"task": task, "weight": name, "p": p, "d": d,
+                         "penalty_us": statistics.median(t[0] for t in times)
+                         / PRODUCT_CALLS * 1e6,
+                         "data_us": statistics.median(t[1] for t in times)
+                         / PRODUCT_CALLS * 1e6,
+                         "ratio": statistics.median(t[0] / t[1] for t in times),
+                         "macs_penalty": p * p * d + p * d * d,
+                         "macs_data": n_data * BATCH * p * d, "n_data": n_data})
     return rows
 
 
@@ -487,7 +565,19 @@ def library_state():
     return f"commit {head}" + (" with uncommitted changes in `sk_adareg/`" if dirty else "")
 
 
-def report(args, name, rows, memory, auto_missing, loads, wall, state):
+def products_table(products):
+    lines = ["| task | weight (p x d) | penalty product, us | the layer's products in a step, "
+             "us | ratio median | multiply-adds, penalty (p^2 d + p d^2) | multiply-adds, "
+             "data (k x 64 p d) |", "|---|---|---|---|---|---|---|"]
+    for r in products:
+        lines.append(
+            f"| {r['task']} | `{r['weight']}` ({r['p']} x {r['d']}) | {r['penalty_us']:.1f} "
+            f"| {r['data_us']:.1f} ({r['n_data']} products) | {r['ratio']:.2f} "
+            f"| {r['macs_penalty']:,} | {r['macs_data']:,} |")
+    return "\n".join(lines)
+
+
+def report(args, name, rows, memory, auto_missing, loads, wall, state, products=()):
     head = ["| part | case | A | B | median A, s | median B, s | A/B median | A/B range "
             "| goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines = list(head)
@@ -544,6 +634,21 @@ module construction.
 
 {chr(10).join(lines)}
 {auto_line}"""
+    if products:
+        body += f"""
+## (c): the penalty's products against the layer's own, batch {BATCH}
+
+Each weight of the networks of (c) with the prior on all layers: the penalty's product
+`Omega_r @ W @ (c Omega_c)`, which the training step computes at every batch, against the
+same layer's products in a training step on a batch of {BATCH} (forward `addmm`, the
+weight's gradient and, past the first layer, the input's gradient), each timed alone over
+{PRODUCT_CALLS:,} calls ({args.threads} thread(s)); medians over the {args.repeats}
+repetitions. The penalty's arithmetic grows as `p d (p + d)`, the data's as
+`64 p d` per product: at this batch size a hidden layer's penalty is of the order of
+its own products in a step, however little code surrounds it.
+
+{products_table(products)}
+"""
     if len(d_lines) > 2:
         body += f"""
 ## (d): time per epoch against scikit-learn's MLP, and peak memory
@@ -671,8 +776,10 @@ def main():
             rows += part_a(args, records)
         if "b" in args.parts:
             rows += part_b(args, records)
+        products = []
         if "c" in args.parts:
             rows += part_c(args, records, auto_missing)
+            products = penalty_products(args, records)
         if "d" in args.parts:
             d_rows, memory = part_d(args, records, tmp)
             rows += d_rows
@@ -682,7 +789,7 @@ def main():
     if memory:
         write_csv(RESULTS / f"{name}_memory.csv", memory)
     report(args, name, rows, memory, auto_missing, loads, time.perf_counter() - started,
-           state)
+           state, products)
     plot(name, rows)
 
 
