@@ -24,9 +24,7 @@ Writes ``benchmarks/results/loo_factor_cv.md`` and ``loo_factor_cv.csv`` (one ro
 set, repetition and factor: the mean and the folds' R²; resumed where it stopped).
 """
 
-import argparse
 import json
-import os
 import time
 import warnings
 
@@ -36,7 +34,7 @@ import torch
 from _common import RESULTS, completed, run_and_save, write_report
 from joblib import delayed
 from loo_factor import EPOCHS, FACTORS, ScaleAfterUpdate, label
-from multitarget import CV_FOLDS, benchmark_sets, preprocessing, split
+from multitarget import CV_FOLDS, benchmark_sets, preprocessing, split, study_arguments
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.pipeline import Pipeline
@@ -120,11 +118,7 @@ def report(cv, sets, repetitions):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sets", nargs="+", default=None)
-    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
-    args = parser.parse_args()
+    args = study_arguments(__doc__.splitlines()[0])
     sets, data = benchmark_sets(args.sets)
     path = RESULTS / "loo_factor_cv.csv"
     rows, finished = completed(path)

@@ -133,17 +133,22 @@ def benchmark_sets(only=None, folder=SHARED):
     return sets, {s: load_set(s, folder / "mulan", folder / "sarcos_inv_test.mat") for s in sets}
 
 
+def study_arguments(description):
+    """The command line of a per-set study: ``--repetitions``, ``--sets``, ``--n-jobs``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--sets", nargs="+", default=None)
+    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
+    return parser.parse_args()
+
+
 def run_over_sets(description, run_one, variants):
     """The command line of a per-set study: ``--repetitions``, ``--sets``, ``--n-jobs``.
 
     Runs ``run_one(set, rep, variant, data)`` for every set, repetition and variant, in
     parallel; returns the arguments, the set names and the rows as a DataFrame.
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--sets", nargs="+", default=None)
-    parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
-    args = parser.parse_args()
+    args = study_arguments(description)
     sets, data = benchmark_sets(args.sets)
     rows = Parallel(n_jobs=args.n_jobs)(
         delayed(run_one)(s, rep, variant, data[s])
