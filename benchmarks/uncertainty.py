@@ -5,7 +5,7 @@ The sets, splits and preprocessing of ``multitarget.py`` (every Mulan set in
 five seeded repetitions). Methods that predict a standard deviation:
 ``AdaRegMultiTaskRegressor`` with its fixed default strength on the last layer
 and on all layers, with ``reg_lambda="auto"`` on the last layer and on all
-layers, with ``reg_lambda="loo"`` on all layers (``predict(X,
+layers, with ``reg_lambda="loo"`` on all layers and on the last layer (``predict(X,
 return_std=True)``), and ``GaussianProcessRegressor`` (constant x RBF with a
 length scale per input + white noise, normalized targets; ``return_std=True``).
 Nothing is tuned on the test part: "auto" and "loo" learn their strengths and
@@ -64,13 +64,16 @@ METHODS = {
     "AdaReg auto, last layer": {"reg_lambda": "auto"},
     "AdaReg auto, all layers": {"reg_lambda": "auto", "adareg_layers": "all"},
     "AdaReg loo, all layers": {"reg_lambda": "loo", "adareg_layers": "all"},
+    "AdaReg loo, last layer": {"reg_lambda": "loo"},
     "GaussianProcess": None,
 }
-LEARNED = ["AdaReg auto, last layer", "AdaReg auto, all layers", "AdaReg loo, all layers"]
+LEARNED = ["AdaReg auto, last layer", "AdaReg auto, all layers", "AdaReg loo, all layers",
+           "AdaReg loo, last layer"]
 # (learned-strength method, the fixed-strength method with the same layers and epochs)
 COST_PAIRS = [("AdaReg auto, last layer", "AdaReg, defaults"),
               ("AdaReg auto, all layers", "AdaReg, fixed strength, all layers"),
-              ("AdaReg loo, all layers", "AdaReg, fixed strength, all layers")]
+              ("AdaReg loo, all layers", "AdaReg, fixed strength, all layers"),
+              ("AdaReg loo, last layer", "AdaReg, defaults")]
 Z90 = norm.ppf(0.95)
 
 
