@@ -5,12 +5,13 @@ against the best cross-validated neural variant and the Gaussian process of
 ``results/multitarget.csv``."""
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS
-from multitarget import fit_and_score, prepared, scores
+from _common import RESULTS, write_study
+from multitarget import fit_and_score, prepared, run_over_sets, scores
 from skorch.callbacks import Callback
 from skorch.utils import to_tensor
 from uncertainty import best_cv_neural
@@ -151,3 +152,21 @@ def comparison_lines(table, clipped, below):
              "below the best CV neural variant |", "|---|---|---|"]
     return lines + [f"| {v} | {clipped[v]:.3f} | {len(below[v])}: {', '.join(below[v])} |"
                     for v in clipped.index]
+
+
+def loo_row(name, rep, variant, data, patch=None):
+    """:func:`timed_row` of ``reg_lambda="loo"`` on all layers, inside the context ``patch``."""
+    with patch or nullcontext():
+        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
+
+
+def comparison_study(name, description, run_one, variants, caption):
+    """Run a per-set study (:func:`multitarget.run_over_sets`) and write its report.
+
+    The report is ``caption(args)``, then :func:`comparison_lines`; the rows go to
+    ``results/<name>.csv``.
+    """
+    args, sets, results = run_over_sets(description, run_one, variants)
+    table, clipped, below = comparison(results, sets, args.repetitions, variants)
+    lines = [caption(args), "", *comparison_lines(table, clipped, below)]
+    write_study(name, "\n".join(lines), results)

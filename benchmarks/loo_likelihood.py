@@ -32,9 +32,7 @@ import math
 from unittest import mock
 
 import torch
-from _common import write_study
-from _strength_study import comparison, comparison_lines, timed_row
-from multitarget import run_over_sets
+from _strength_study import comparison_study, loo_row
 
 from sk_adareg import _loo
 
@@ -60,21 +58,17 @@ def negative_loo_likelihood(self, scales):
 
 
 def run_one(name, rep, variant, data):
-    if variant[0] == "loo":
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
-    with mock.patch.object(_loo._Linearized, "press", negative_loo_likelihood):
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
+    patch = None if variant[0] == "loo" else mock.patch.object(
+        _loo._Linearized, "press", negative_loo_likelihood)
+    return loo_row(name, rep, variant, data, patch)
 
 
 def main():
-    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, VARIANTS)
-    table, clipped, below = comparison(results, sets, args.repetitions, VARIANTS)
-    lines = [f'`reg_lambda="loo"`, all layers, {args.repetitions} repetitions: the factor on '
-             "the evidence's strengths by PRESS (as shipped) or by the leave-one-out log "
-             "likelihood of the linearized network. Mean test R² over the repetitions; the "
-             "last two columns from `results/multitarget.csv` (60 epochs, same splits).", "",
-             *comparison_lines(table, clipped, below)]
-    write_study("loo_likelihood", "\n".join(lines), results)
+    comparison_study("loo_likelihood", __doc__.splitlines()[0], run_one, VARIANTS, lambda args: (
+        f'`reg_lambda="loo"`, all layers, {args.repetitions} repetitions: the factor on '
+        "the evidence's strengths by PRESS (as shipped) or by the leave-one-out log "
+        "likelihood of the linearized network. Mean test R² over the repetitions; the "
+        "last two columns from `results/multitarget.csv` (60 epochs, same splits)."))
 
 
 if __name__ == "__main__":

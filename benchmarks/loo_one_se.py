@@ -27,9 +27,7 @@ from unittest import mock
 
 import numpy as np
 import torch
-from _common import write_study
-from _strength_study import comparison, comparison_lines, timed_row
-from multitarget import run_over_sets
+from _strength_study import comparison_study, loo_row
 
 from sk_adareg import _loo
 
@@ -70,23 +68,20 @@ def unit_scale(module, names, laplace, batches, strengths):
 
 
 def run_one(name, rep, variant, data):
-    if variant[0] == "loo":
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
-    scale = one_se_scale if variant[0] == "loo, one SE" else unit_scale
-    with mock.patch.object(_loo, "press_scale", scale):
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
+    patch = None
+    if variant[0] != "loo":
+        scale = one_se_scale if variant[0] == "loo, one SE" else unit_scale
+        patch = mock.patch.object(_loo, "press_scale", scale)
+    return loo_row(name, rep, variant, data, patch)
 
 
 def main():
-    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, VARIANTS)
-    table, clipped, below = comparison(results, sets, args.repetitions, VARIANTS)
-    lines = [f'`reg_lambda="loo"`, all layers, {args.repetitions} repetitions: the factor on '
-             "the evidence's strengths with the smallest PRESS (as shipped), or the one "
-             "closest to 1 within one standard error of it, or 1. Mean test R² over the "
-             "repetitions; the last two columns from `results/multitarget.csv` (60 epochs, "
-             "same splits).", "",
-             *comparison_lines(table, clipped, below)]
-    write_study("loo_one_se", "\n".join(lines), results)
+    comparison_study("loo_one_se", __doc__.splitlines()[0], run_one, VARIANTS, lambda args: (
+        f'`reg_lambda="loo"`, all layers, {args.repetitions} repetitions: the factor on '
+        "the evidence's strengths with the smallest PRESS (as shipped), or the one "
+        "closest to 1 within one standard error of it, or 1. Mean test R² over the "
+        "repetitions; the last two columns from `results/multitarget.csv` (60 epochs, "
+        "same splits)."))
 
 
 if __name__ == "__main__":

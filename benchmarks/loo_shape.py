@@ -21,9 +21,7 @@ Writes ``benchmarks/results/loo_shape.md`` and ``loo_shape.csv``.
 import math
 from unittest import mock
 
-from _common import write_study
-from _strength_study import comparison, comparison_lines, timed_row
-from multitarget import run_over_sets
+from _strength_study import comparison_study, loo_row
 
 import sk_adareg.callbacks
 
@@ -41,21 +39,17 @@ def equal_then_rescale(net, dataset, laplace, rescale=sk_adareg.callbacks.rescal
 
 
 def run_one(name, rep, variant, data):
-    if variant[0] == "loo":
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
-    with mock.patch.object(sk_adareg.callbacks, "rescale_strengths", equal_then_rescale):
-        return timed_row(name, rep, variant, data, [], reg_lambda="loo")[1]
+    patch = None if variant[0] == "loo" else mock.patch.object(
+        sk_adareg.callbacks, "rescale_strengths", equal_then_rescale)
+    return loo_row(name, rep, variant, data, patch)
 
 
 def main():
-    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, VARIANTS)
-    table, clipped, below = comparison(results, sets, args.repetitions, VARIANTS)
-    lines = [f'`reg_lambda="loo"`, all layers, {EPOCHS} epochs, {args.repetitions} '
-             "repetitions: as shipped, and with the strengths set to their geometric mean "
-             "before every leave-one-out search. Mean test R² over the repetitions; the last "
-             "two columns from `results/multitarget.csv` (60 epochs, same splits).", "",
-             *comparison_lines(table, clipped, below)]
-    write_study("loo_shape", "\n".join(lines), results)
+    comparison_study("loo_shape", __doc__.splitlines()[0], run_one, VARIANTS, lambda args: (
+        f'`reg_lambda="loo"`, all layers, {EPOCHS} epochs, {args.repetitions} '
+        "repetitions: as shipped, and with the strengths set to their geometric mean "
+        "before every leave-one-out search. Mean test R² over the repetitions; the last "
+        "two columns from `results/multitarget.csv` (60 epochs, same splits)."))
 
 
 if __name__ == "__main__":
