@@ -143,7 +143,7 @@ def study_arguments(description):
 
 
 def run_over_sets(description, run_one, variants):
-    """The command line of a per-set study: ``--repetitions``, ``--sets``, ``--n-jobs``.
+    """A per-set study on its command line (:func:`study_arguments`).
 
     Runs ``run_one(set, rep, variant, data)`` for every set, repetition and variant, in
     parallel; returns the arguments, the set names and the rows as a DataFrame.
