@@ -47,12 +47,21 @@ from sk_adareg import AdaRegMultiTaskRegressor
 
 def run_one(name, rep, factor, data):
     """The 3-fold cross-validated R² of "loo" times ``factor`` on a split's training part."""
-    torch.set_num_threads(1)
-    X, Y, nominal = data
-    train, _ = split(name, X, Y, rep)
     model = AdaRegMultiTaskRegressor(
         reg_lambda="loo", adareg_layers="all", max_epochs=EPOCHS, random_state=rep,
         callbacks=[] if factor == 1.0 else [("scale", ScaleAfterUpdate(factor))])
+    return cross_validated(name, rep, data, model, label(factor))
+
+
+def cross_validated(name, rep, data, model, method):
+    """The row of ``model``'s 3-fold cross-validated R² on a split's training part.
+
+    ``GridSearchCV``'s protocol of ``multitarget.py``: the folds of ``rep``, and the
+    preprocessing and the target scaling fitted inside each fold.
+    """
+    torch.set_num_threads(1)
+    X, Y, nominal = data
+    train, _ = split(name, X, Y, rep)
     estimator = TransformedTargetRegressor(
         Pipeline([("pre", preprocessing(X.shape[1], nominal)), ("model", model)]),
         transformer=StandardScaler())
@@ -61,7 +70,7 @@ def run_one(name, rep, factor, data):
         warnings.simplefilter("ignore")
         folds = cross_val_score(estimator, X[train], Y[train],
                                 cv=KFold(CV_FOLDS, shuffle=True, random_state=rep))
-    return {"set": name, "method": label(factor), "rep": rep, "cv_r2": float(np.mean(folds)),
+    return {"set": name, "method": method, "rep": rep, "cv_r2": float(np.mean(folds)),
             "fold_r2": json.dumps([round(float(v), 5) for v in folds]),
             "seconds": time.perf_counter() - start}
 

@@ -9,6 +9,8 @@ computed here by refitting without each point.
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, callbacks
 from sk_adareg._loo import SCALES, _Linearized, press_scale, press_values
@@ -195,3 +197,25 @@ def test_the_factors_taken_together_give_each_ones_press():
     np.testing.assert_allclose(together, alone, rtol=1e-12)
     np.testing.assert_allclose(linearized.press(factors[::-1]), alone[::-1], rtol=1e-12)
     assert len(set(together.tolist())) == len(factors)
+
+
+def test_a_grid_search_chooses_between_auto_and_loo():
+    # The recipe of the user guide: GridSearchCV over the two learned strengths. Each
+    # candidate must really be fitted with its own reg_lambda (clone and set_params keep
+    # the string), score as cross_val_score scores it alone, and the refit must be the
+    # winner, with its uncertainty.
+    X, Y = heavy_tailed(60)
+    base = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), adareg_layers="all",
+                                    max_epochs=12, cov_update_every=4, random_state=0)
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(base, {"reg_lambda": ["auto", "loo"]}, cv=cv).fit(X, Y)
+    scores = search.cv_results_["mean_test_score"]
+    for value, score in zip(search.cv_results_["param_reg_lambda"], scores, strict=True):
+        alone = cross_val_score(clone(base).set_params(reg_lambda=value), X, Y, cv=cv)
+        assert score == pytest.approx(alone.mean(), abs=1e-12)
+    assert scores[0] != scores[1]
+    winner = ["auto", "loo"][int(np.argmax(scores))]
+    assert search.best_params_ == {"reg_lambda": winner}
+    assert search.best_estimator_.reg_lambda == winner
+    mean, std = search.best_estimator_.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5, 2) and (std > 0).all()
