@@ -4,117 +4,150 @@ diagnostic for issue 11)
 At the shipped 200 epochs, ``reg_lambda="auto"`` on all layers is within 0.015 of the
 best cross-validated neural variant on every set whose targets have light tails and fails
 on the heavy-tailed ones, and ``reg_lambda="loo"`` the other way round
-(``results/uncertainty.md``). This study asks whether refitting on the training part tells
-the two regimes apart: for each split of ``multitarget.py`` it scores "auto" by 3-fold
-cross-validation on the training part, with the protocol of ``loo_factor_cv.py`` (that of
-``GridSearchCV`` in ``multitarget.py``), against the cross-validated R² of "loo" there
-(``results/loo_factor_cv.csv``, factor 1), and takes the better one. Its test R² and
-coverage are those of the same fit on the whole training part in
-``results/uncertainty.csv`` (same split, seed and settings).
+(``results/uncertainty.md``); at 60 epochs "auto" is closer still on the light-tailed sets
+(``results/multitarget.md``). This study asks whether refitting on the training part tells
+the regimes apart: for each split of ``multitarget.py`` it scores each candidate, "auto"
+and "loo" on all layers at 200 and at 60 epochs, by 3-fold cross-validation on the
+training part with the protocol of ``loo_factor_cv.py`` (that of ``GridSearchCV`` in
+``multitarget.py``), and takes the best, among "auto" and "loo" at 200 epochs and among
+all four. The test R² and coverage of a candidate are those of its fit on the whole
+training part, as ``uncertainty.py`` fits and scores it (same split, seed and settings).
 
-The choice is made on the training part only; the test part is read once, for the chosen
-method.
+Rows made elsewhere are read, not refitted: the folds of "loo" at 200 epochs from
+``results/loo_factor_cv.csv`` (factor 1) and the 200-epoch test fits from
+``results/uncertainty.csv``. The choice is made on the training part only; the test part
+is read once per candidate.
 
-Run from the repository root, after ``python benchmarks/loo_factor_cv.py``::
+Run from the repository root, after ``python benchmarks/loo_factor_cv.py`` and
+``python benchmarks/uncertainty.py``::
 
     python benchmarks/auto_or_loo_cv.py                  # every set, 5 repetitions
     python benchmarks/auto_or_loo_cv.py --repetitions 1 --sets edm scpf
 
-Writes ``benchmarks/results/auto_or_loo_cv.md`` and ``auto_or_loo_cv.csv`` (one row per
-set and repetition: the mean and the folds' R² of "auto"; resumed where it stopped).
+Writes ``benchmarks/results/auto_or_loo_cv.md``, ``auto_or_loo_cv.csv`` (one row per
+set, repetition and candidate cross-validated here: the mean and the folds' R²) and
+``auto_or_loo_cv_tests.csv`` (the 60-epoch test fits, as ``uncertainty.csv``'s rows);
+both resume where they stopped.
 """
 
 import pandas as pd
 from _common import RESULTS, completed, run_and_save, write_report
 from joblib import delayed
-from loo_factor import EPOCHS, label
+from loo_factor import label
 from loo_factor_cv import cross_validated
 from multitarget import benchmark_sets, study_arguments
-from uncertainty import best_cv_neural
+from uncertainty import METHODS, best_cv_neural
+from uncertainty import run_one as test_fit
 
 from sk_adareg import AdaRegMultiTaskRegressor
 
 AUTO, LOO, GP = "AdaReg auto, all layers", "AdaReg loo, all layers", "GaussianProcess"
+# Candidate: (uncertainty.py's method, epochs).
+CANDIDATES = {"auto, 200 epochs": (AUTO, 200), "loo, 200 epochs": (LOO, 200),
+              "auto, 60 epochs": (AUTO, 60), "loo, 60 epochs": (LOO, 60)}
+# Cross-validated elsewhere (loo_factor_cv.py) or tested elsewhere (uncertainty.py).
+CV_ELSEWHERE, TESTED_ELSEWHERE = ["loo, 200 epochs"], ["auto, 200 epochs", "loo, 200 epochs"]
+CHOICES = {"auto or loo, 200 epochs": ["auto, 200 epochs", "loo, 200 epochs"],
+           "auto or loo, 60 or 200 epochs": list(CANDIDATES)}
 
 
-def run_one(name, rep, data):
-    """The 3-fold cross-validated R² of "auto" on all layers on a split's training part."""
-    model = AdaRegMultiTaskRegressor(reg_lambda="auto", adareg_layers="all",
-                                     max_epochs=EPOCHS, random_state=rep)
-    return cross_validated(name, rep, data, model, AUTO)
+def run_cv(name, rep, candidate, data):
+    """The 3-fold cross-validated R² of a candidate on a split's training part."""
+    method, epochs = CANDIDATES[candidate]
+    model = AdaRegMultiTaskRegressor(max_epochs=epochs, random_state=rep, **METHODS[method])
+    return cross_validated(name, rep, data, model, candidate)
 
 
-def choices(cv_auto, sets, repetitions):
-    """Per split: both methods' CV and test R², the chosen one's test R² and coverage."""
-    cv_loo = pd.read_csv(RESULTS / "loo_factor_cv.csv")
-    cv_loo = cv_loo[cv_loo["method"] == label(1.0)].set_index(["set", "rep"])["cv_r2"]
-    tests = pd.read_csv(RESULTS / "uncertainty.csv").set_index(["set", "rep", "method"])
-    rows = []
-    for row in cv_auto.itertuples():
-        if row.set not in sets or row.rep >= repetitions:
-            continue
-        loo_cv = cv_loo.loc[(row.set, row.rep)]
-        pick = AUTO if row.cv_r2 > loo_cv else LOO
-        rows.append({"set": row.set, "rep": row.rep, "cv_auto": row.cv_r2, "cv_loo": loo_cv,
-                     "chosen": "auto" if pick == AUTO else "loo",
-                     "r2_auto": tests.loc[(row.set, row.rep, AUTO), "r2"],
-                     "r2_loo": tests.loc[(row.set, row.rep, LOO), "r2"],
-                     "r2": tests.loc[(row.set, row.rep, pick), "r2"],
-                     "coverage90": tests.loc[(row.set, row.rep, pick), "coverage90"],
-                     "r2_gp": tests.loc[(row.set, row.rep, GP), "r2"]})
-    return pd.DataFrame(rows)
+def run_test(name, rep, candidate, data):
+    """A candidate's fit on the whole training part, scored on the test part."""
+    method, epochs = CANDIDATES[candidate]
+    return {**test_fit(name, method, rep, data, {"max_epochs": epochs}), "method": candidate}
 
 
-def report(picked, sets, repetitions):
-    best = best_cv_neural(sets, repetitions)
-    by_set = picked.groupby("set")
-    table = pd.DataFrame({
-        "auto chosen": by_set["chosen"].agg(lambda c: f"{(c == 'auto').sum()} of {len(c)}"),
-        "CV R², auto": by_set["cv_auto"].mean(),
-        "CV R², loo": by_set["cv_loo"].mean(),
-        "test R², auto": by_set["r2_auto"].mean(),
-        "test R², loo": by_set["r2_loo"].mean(),
-        "test R², chosen by CV": by_set["r2"].mean(),
-        "best of the two (oracle)": by_set[["r2_auto", "r2_loo"]].mean().max(axis=1),
-        "coverage, chosen": by_set["coverage90"].mean(),
-        "Gaussian process": by_set["r2_gp"].mean(),
-        "best CV neural (60 ep.)": best["best CV neural"]}).reindex(sets)
+def candidate_rows(cv, tests, sets, repetitions):
+    """Per (set, rep, candidate): the CV R², and the test R² and coverage."""
+    loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv")
+    loo_cv = loo_cv[loo_cv["method"] == label(1.0)].assign(method="loo, 200 epochs")
+    shipped = pd.read_csv(RESULTS / "uncertainty.csv")
+    names = {CANDIDATES[c][0]: c for c in TESTED_ELSEWHERE}
+    shipped = shipped[shipped["method"].isin(names)].assign(
+        method=lambda t: t["method"].map(names))
+    key = ["set", "rep", "method"]
+    cv = pd.concat([cv, loo_cv])[[*key, "cv_r2"]]
+    tests = pd.concat([tests, shipped])[[*key, "r2", "coverage90"]]
+    rows = cv.merge(tests, on=key, validate="one_to_one")
+    return rows[rows["set"].isin(sets) & (rows["rep"] < repetitions)]
+
+
+def choice_table(rows, among, sets, best, gp):
+    """Per set, the candidates' test R² and that of the one with the best CV R² per split."""
+    rows = rows[rows["method"].isin(among)]
+    picked = rows.loc[rows.groupby(["set", "rep"])["cv_r2"].idxmax()]
+    means = rows.pivot_table(index="set", columns="method", values="r2")[among]
+    table = means.rename(columns=lambda c: f"test R², {c}")
+    table["chosen (count)"] = picked.groupby("set")["method"].agg(
+        lambda c: ", ".join(f"{k} ({n})" for k, n in c.value_counts().items()))
+    table["test R², chosen by CV"] = picked.groupby("set")["r2"].mean()
+    table["best candidate (oracle)"] = means.max(axis=1)
+    table["coverage, chosen"] = picked.groupby("set")["coverage90"].mean()
+    table["Gaussian process"] = gp
+    table["best CV neural (60 ep.)"] = best["best CV neural"]
+    table = table.reindex(sets)
     below = [s for s in sets if table.loc[s, "test R², chosen by CV"]
              < table.loc[s, "best CV neural (60 ep.)"] - 0.01]
-    mean = table.drop(columns="auto chosen").mean()
-    table.loc["mean over sets"] = ["", *mean]
-    lines = [f'`reg_lambda="auto"` and `reg_lambda="loo"`, all layers, {EPOCHS} epochs, '
-             f"{repetitions} repetitions. Per split the one with the better mean R² over "
-             "3-fold cross-validation on the training part (\"loo\"'s from "
-             "`results/loo_factor_cv.csv`); test R² and 90 % coverage of the fits on the "
-             "whole training part, and the Gaussian process's test R², from "
-             "`results/uncertainty.csv`; the best "
-             "cross-validated neural variant from `results/multitarget.csv`. Means over "
-             "the repetitions.", "",
-             table.to_markdown(floatfmt=".3f"), "",
-             f"Chosen by cross-validation: mean R² {mean['test R², chosen by CV']:.3f} "
-             f"(\"auto\" {mean['test R², auto']:.3f}, \"loo\" {mean['test R², loo']:.3f}, "
-             "the better of the two per set on the test part "
-             f"{mean['best of the two (oracle)']:.3f}), "
-             f"90 % coverage {mean['coverage, chosen']:.3f} (the Gaussian process's R² "
-             f"{mean['Gaussian process']:.3f}); more than 0.01 below the best "
-             f"cross-validated neural variant on {len(below)} sets"
-             + (f": {', '.join(below)}." if below else ".")]
+    mean = table.drop(columns="chosen (count)").mean()
+    table.loc["mean over sets"] = [mean.get(c, "") for c in table.columns]
+    return table, mean, below
+
+
+def report(rows, sets, repetitions):
+    best = best_cv_neural(sets, repetitions)
+    gp = pd.read_csv(RESULTS / "uncertainty.csv").query(
+        "method == @GP and rep < @repetitions").groupby("set")["r2"].mean()
+    lines = ['`reg_lambda="auto"` and `reg_lambda="loo"`, all layers, at 200 and 60 epochs, '
+             f"{repetitions} repetitions. Per split the candidate with the best mean R² over "
+             "3-fold cross-validation on the training part; test R² and 90 % coverage of "
+             "the candidates' fits on the whole training part (those at 200 epochs from "
+             "`results/uncertainty.csv`), the Gaussian process's test R² from the same CSV "
+             "and the best cross-validated neural variant from `results/multitarget.csv`. "
+             "Means over the repetitions.", ""]
+    for title, among in CHOICES.items():
+        table, mean, below = choice_table(rows, among, sets, best, gp)
+        lines += [f"## {title}", "", table.to_markdown(floatfmt=".3f"), "",
+                  f"Chosen by cross-validation: mean R² {mean['test R², chosen by CV']:.3f} "
+                  "(the best candidate per set on the test part "
+                  f"{mean['best candidate (oracle)']:.3f}), 90 % coverage "
+                  f"{mean['coverage, chosen']:.3f} (the Gaussian process's R² "
+                  f"{mean['Gaussian process']:.3f}); more than 0.01 below the best "
+                  f"cross-validated neural variant on {len(below)} sets"
+                  + (f": {', '.join(below)}." if below else "."), ""]
+    cv_means = rows.pivot_table(index="set", columns="method", values="cv_r2").reindex(
+        index=sets, columns=list(CANDIDATES))
+    lines += ["Mean cross-validated R² of each candidate (training part only):", "",
+              cv_means.to_markdown(floatfmt=".3f")]
     return "\n".join(lines)
+
+
+def resume(path, run, candidates, sets, data, repetitions, n_jobs, what):
+    rows, finished = completed(path)
+    calls = [delayed(run)(s, rep, c, data[s]) for rep in range(repetitions) for s in sets
+             for c in candidates if (s, c, rep) not in finished]
+    print(f"{len(calls)} {what} to run, {len(finished)} already in {path.name}", flush=True)
+    return run_and_save(calls, rows, path, n_jobs, lambda row: (
+        f"{row['set']:>10} {row['method']:>17} rep={row['rep']}  "
+        + (f"CV R2={row['cv_r2']:+.3f}" if "cv_r2" in row else f"R2={row['r2']:+.3f}")))
 
 
 def main():
     args = study_arguments(__doc__.splitlines()[0])
     sets, data = benchmark_sets(args.sets)
-    path = RESULTS / "auto_or_loo_cv.csv"
-    rows, finished = completed(path)
-    calls = [delayed(run_one)(s, rep, data[s]) for rep in range(args.repetitions)
-             for s in sets if (s, AUTO, rep) not in finished]
-    print(f"{len(calls)} cross-validations to run, {len(finished)} already in {path.name}",
-          flush=True)
-    cv = run_and_save(calls, rows, path, args.n_jobs, lambda row: (
-        f"{row['set']:>10} rep={row['rep']}  CV R2={row['cv_r2']:+.3f}  {row['seconds']:.0f}s"))
-    body = report(choices(cv, sets, args.repetitions), sets, args.repetitions)
+    cv = resume(RESULTS / "auto_or_loo_cv.csv", run_cv,
+                [c for c in CANDIDATES if c not in CV_ELSEWHERE], sets, data,
+                args.repetitions, args.n_jobs, "cross-validations")
+    tests = resume(RESULTS / "auto_or_loo_cv_tests.csv", run_test,
+                   [c for c in CANDIDATES if c not in TESTED_ELSEWHERE], sets, data,
+                   args.repetitions, args.n_jobs, "test fits")
+    body = report(candidate_rows(cv, tests, sets, args.repetitions), sets, args.repetitions)
     print(body)
     write_report("auto_or_loo_cv", body)
 
