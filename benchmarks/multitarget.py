@@ -83,9 +83,12 @@ SETTINGS = {
 # The estimator exactly as shipped (200 epochs), beside the shorter training of SETTINGS.
 DEFAULTS_200 = "AdaReg, defaults, 200 epochs"
 LOO_200 = "AdaReg loo, all layers, 200 epochs"
+# The user guide's recipe: GridSearchCV choosing between the two learned strengths.
+AUTO_OR_LOO_200 = "AdaReg auto or loo by CV, 200 epochs"
 OURS = ["AdaReg, reg_lambda=0", "AdaReg, defaults", DEFAULTS_200, "AdaReg tuned, last layer",
         "AdaReg tuned, all layers", "AdaReg auto, last layer", "AdaReg auto, all layers",
-        "AdaReg loo, all layers", LOO_200, "weight decay tuned", "early stopping"]
+        "AdaReg loo, all layers", LOO_200, AUTO_OR_LOO_200, "weight decay tuned",
+        "early stopping"]
 PEERS = ["RidgeCV", "MultiTaskElasticNetCV", "KNN, k tuned", "RandomForest",
          "HistGradientBoosting", "GaussianProcess", "MLPRegressor"]
 METHODS = OURS + PEERS
@@ -212,6 +215,9 @@ def make_method(method, n_inputs, settings, seed):
         return net.set_params(reg_lambda="loo", adareg_layers="all"), {}
     if method == LOO_200:
         return net.set_params(reg_lambda="loo", adareg_layers="all", max_epochs=200), {}
+    if method == AUTO_OR_LOO_200:
+        return (net.set_params(adareg_layers="all", max_epochs=200),
+                {"reg_lambda": ["auto", "loo"]})
     if method == "weight decay tuned":
         return net.set_params(reg_lambda=0.0), {"weight_decay": settings["wd_grid"]}
     if method == "early stopping":
@@ -287,8 +293,10 @@ def run_one(set_name, method, rep, data, settings):
             chosen = {k.removeprefix(prefix): v for k, v in search.best_params_.items()}
             (key, value), = chosen.items()
             values = list(grid[key])
-            edge = ("low" if value == values[0] else "high" if value == values[-1]
-                    else "inside")
+            # A grid of numbers has edges; a choice between settings does not.
+            if all(isinstance(v, (int, float)) for v in values):
+                edge = ("low" if value == values[0] else "high" if value == values[-1]
+                        else "inside")
         else:
             estimator.fit(X[train], Y[train])
         seconds = time.perf_counter() - start
@@ -315,6 +323,8 @@ def cost(set_name, method, n_train, settings):
              "adareg_grid", "weight decay tuned": "wd_grid"}
     if method in grids:
         return n_train * (CV_FOLDS * len(settings[grids[method]]) + 1)
+    if method == AUTO_OR_LOO_200:
+        return n_train * (CV_FOLDS * 2 + 1) * 3
     if method in OURS:
         return n_train
     if method == "GaussianProcess":
