@@ -65,7 +65,7 @@ def run_test(name, rep, candidate, data):
 
 
 def candidate_rows(cv, tests, sets, repetitions):
-    """Per (set, rep, candidate): the CV R², and the test R² and coverage."""
+    """Per (set, rep, candidate): the CV R², and the test R², coverage and NLL."""
     loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv")
     loo_cv = loo_cv[loo_cv["method"] == label(1.0)].assign(method="loo, 200 epochs")
     shipped = pd.read_csv(RESULTS / "uncertainty.csv")
@@ -74,7 +74,7 @@ def candidate_rows(cv, tests, sets, repetitions):
         method=lambda t: t["method"].map(names))
     key = ["set", "rep", "method"]
     cv = pd.concat([cv, loo_cv])[[*key, "cv_r2"]]
-    tests = pd.concat([tests, shipped])[[*key, "r2", "coverage90"]]
+    tests = pd.concat([tests, shipped])[[*key, "r2", "coverage90", "nll"]]
     rows = cv.merge(tests, on=key, validate="one_to_one")
     return rows[rows["set"].isin(sets) & (rows["rep"] < repetitions)]
 
@@ -90,6 +90,7 @@ def choice_table(rows, among, sets, best, gp):
     table["test R², chosen by CV"] = picked.groupby("set")["r2"].mean()
     table["best candidate (oracle)"] = means.max(axis=1)
     table["coverage, chosen"] = picked.groupby("set")["coverage90"].mean()
+    table["NLL, chosen"] = picked.groupby("set")["nll"].mean()
     table["Gaussian process"] = gp
     table["best CV neural (60 ep.)"] = best["best CV neural"]
     table = table.reindex(sets)
@@ -102,13 +103,16 @@ def choice_table(rows, among, sets, best, gp):
 
 def report(rows, sets, repetitions):
     best = best_cv_neural(sets, repetitions)
-    gp = pd.read_csv(RESULTS / "uncertainty.csv").query(
-        "method == @GP and rep < @repetitions").groupby("set")["r2"].mean()
+    gp_rows = pd.read_csv(RESULTS / "uncertainty.csv").query(
+        "method == @GP and rep < @repetitions and set in @sets").groupby("set")
+    gp, gp_nll = gp_rows["r2"].mean(), gp_rows["nll"].mean().mean()
     lines = ['`reg_lambda="auto"` and `reg_lambda="loo"`, all layers, at 200 and 60 epochs, '
              f"{repetitions} repetitions. Per split the candidate with the best mean R² over "
-             "3-fold cross-validation on the training part; test R² and 90 % coverage of "
-             "the candidates' fits on the whole training part (those at 200 epochs from "
-             "`results/uncertainty.csv`), the Gaussian process's test R² from the same CSV "
+             "3-fold cross-validation on the training part; test R², 90 % coverage and "
+             "Gaussian negative log-likelihood (standardized targets, as in "
+             "`uncertainty.py`) of the candidates' fits on the whole training part (those "
+             "at 200 epochs from `results/uncertainty.csv`), the Gaussian process's test R² "
+             "and NLL from the same CSV "
              "and the best cross-validated neural variant from `results/multitarget.csv`. "
              "Means over the repetitions.", ""]
     for title, among in CHOICES.items():
@@ -117,8 +121,9 @@ def report(rows, sets, repetitions):
                   f"Chosen by cross-validation: mean R² {mean['test R², chosen by CV']:.3f} "
                   "(the best candidate per set on the test part "
                   f"{mean['best candidate (oracle)']:.3f}), 90 % coverage "
-                  f"{mean['coverage, chosen']:.3f} (the Gaussian process's R² "
-                  f"{mean['Gaussian process']:.3f}); more than 0.01 below the best "
+                  f"{mean['coverage, chosen']:.3f}, NLL {mean['NLL, chosen']:.3f} (the "
+                  f"Gaussian process's R² {mean['Gaussian process']:.3f}, NLL "
+                  f"{gp_nll:.3f}); more than 0.01 below the best "
                   f"cross-validated neural variant on {len(below)} sets"
                   + (f": {', '.join(below)}." if below else "."), ""]
     cv_means = rows.pivot_table(index="set", columns="method", values="cv_r2").reindex(
