@@ -12,6 +12,9 @@ training part with the protocol of ``loo_factor_cv.py`` (that of ``GridSearchCV`
 ``multitarget.py``), and takes the best, among "auto" and "loo" at 200 epochs and among
 all four. The test R² and coverage of a candidate are those of its fit on the whole
 training part, as ``uncertainty.py`` fits and scores it (same split, seed and settings).
+Two more choices take the regime by shorter folds (60 epochs) and train it 200 epochs, and
+repeat the first choice with the folds' seed shifted (by 100 and by 200), to see how much
+of it is the folds' luck.
 
 Rows made elsewhere are read, not refitted: the folds of "loo" at 200 epochs from
 ``results/loo_factor_cv.csv`` (factor 1) and the 200-epoch test fits from
@@ -42,36 +45,46 @@ from uncertainty import run_one as test_fit
 from sk_adareg import AdaRegMultiTaskRegressor
 
 AUTO, LOO, GP = "AdaReg auto, all layers", "AdaReg loo, all layers", "GaussianProcess"
-# Candidate: (uncertainty.py's method, epochs).
-CANDIDATES = {"auto, 200 epochs": (AUTO, 200), "loo, 200 epochs": (LOO, 200),
-              "auto, 60 epochs": (AUTO, 60), "loo, 60 epochs": (LOO, 60)}
-# Cross-validated elsewhere (loo_factor_cv.py) or tested elsewhere (uncertainty.py).
-CV_ELSEWHERE, TESTED_ELSEWHERE = ["loo, 200 epochs"], ["auto, 200 epochs", "loo, 200 epochs"]
+# The 200-epoch candidates are also scored by other folds: is the choice the folds' luck?
+FOLD_SHIFTS = (100, 200)
+# Candidate: (uncertainty.py's method, epochs, the folds' seed minus rep).
+CANDIDATES = {"auto, 200 epochs": (AUTO, 200, 0), "loo, 200 epochs": (LOO, 200, 0),
+              "auto, 60 epochs": (AUTO, 60, 0), "loo, 60 epochs": (LOO, 60, 0),
+              **{f"{regime}, 200 epochs, folds +{shift}": (method, 200, shift)
+                 for shift in FOLD_SHIFTS for regime, method in (("auto", AUTO), ("loo", LOO))}}
+# Cross-validated elsewhere (loo_factor_cv.py); fitted and tested here (the others that
+# are fitted come from uncertainty.py).
+CV_ELSEWHERE, TESTED_HERE = ["loo, 200 epochs"], ["auto, 60 epochs", "loo, 60 epochs"]
+TESTED_ELSEWHERE = ["auto, 200 epochs", "loo, 200 epochs"]
 # Choice: candidates as (scored by the folds of, fitted and tested as).
 CHOICES = {
     "auto or loo, 200 epochs": [(c, c) for c in ("auto, 200 epochs", "loo, 200 epochs")],
-    "auto or loo, 60 or 200 epochs": [(c, c) for c in CANDIDATES],
+    "auto or loo, 60 or 200 epochs": [(c, c) for c in (*TESTED_ELSEWHERE, *TESTED_HERE)],
     # The regime chosen by shorter folds (0.3 times their cost), then trained as shipped.
     "auto or loo by folds of 60 epochs, trained 200 epochs": [
         ("auto, 60 epochs", "auto, 200 epochs"), ("loo, 60 epochs", "loo, 200 epochs")],
+    **{f"auto or loo, 200 epochs, folds +{shift}": [
+        (f"{regime}, 200 epochs, folds +{shift}", f"{regime}, 200 epochs")
+        for regime in ("auto", "loo")] for shift in FOLD_SHIFTS},
 }
 
 
 def run_cv(name, rep, candidate, data):
     """The 3-fold cross-validated R² of a candidate on a split's training part."""
-    method, epochs = CANDIDATES[candidate]
+    method, epochs, shift = CANDIDATES[candidate]
     model = AdaRegMultiTaskRegressor(max_epochs=epochs, random_state=rep, **METHODS[method])
-    return cross_validated(name, rep, data, model, candidate)
+    return cross_validated(name, rep, data, model, candidate, fold_seed=rep + shift)
 
 
 def run_test(name, rep, candidate, data):
     """A candidate's fit on the whole training part, scored on the test part."""
-    method, epochs = CANDIDATES[candidate]
+    method, epochs, _ = CANDIDATES[candidate]
     return {**test_fit(name, method, rep, data, {"max_epochs": epochs}), "method": candidate}
 
 
 def candidate_rows(cv, tests, sets, repetitions):
-    """Per (set, rep, candidate): the CV R², and the test R², coverage and NLL."""
+    """Per (set, rep, candidate): the CV R²; and, of the fitted ones, the test R², coverage
+    and NLL."""
     loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv")
     loo_cv = loo_cv[loo_cv["method"] == label(1.0)].assign(method="loo, 200 epochs")
     shipped = pd.read_csv(RESULTS / "uncertainty.csv")
@@ -81,19 +94,18 @@ def candidate_rows(cv, tests, sets, repetitions):
     key = ["set", "rep", "method"]
     cv = pd.concat([cv, loo_cv])[[*key, "cv_r2"]]
     tests = pd.concat([tests, shipped])[[*key, "r2", "coverage90", "nll"]]
-    rows = cv.merge(tests, on=key, validate="one_to_one")
-    return rows[rows["set"].isin(sets) & (rows["rep"] < repetitions)]
+    return tuple(t[t["set"].isin(sets) & (t["rep"] < repetitions)] for t in (cv, tests))
 
 
-def choice_table(rows, among, sets, best, gp):
+def choice_table(cv, tests, among, sets, best, gp):
     """Per set, the candidates' test R² and that of the one with the best CV R² per split.
 
     ``among`` pairs the candidate whose folds score a choice with the one fitted for it.
     """
     key = ["set", "rep"]
     rows = pd.concat([
-        rows[rows["method"] == scored][[*key, "cv_r2"]].merge(
-            rows[rows["method"] == fitted].drop(columns="cv_r2"), on=key)
+        cv[cv["method"] == scored][[*key, "cv_r2"]].merge(
+            tests[tests["method"] == fitted], on=key, validate="one_to_one")
         for scored, fitted in among], ignore_index=True)
     among = [fitted for _, fitted in among]
     picked = rows.loc[rows.groupby(["set", "rep"])["cv_r2"].idxmax()]
@@ -115,7 +127,7 @@ def choice_table(rows, among, sets, best, gp):
     return table, mean, below
 
 
-def report(rows, sets, repetitions):
+def report(cv, tests, sets, repetitions):
     best = best_cv_neural(sets, repetitions)
     gp_rows = pd.read_csv(RESULTS / "uncertainty.csv").query(
         "method == @GP and rep < @repetitions and set in @sets").groupby("set")
@@ -130,7 +142,7 @@ def report(rows, sets, repetitions):
              "and the best cross-validated neural variant from `results/multitarget.csv`. "
              "Means over the repetitions.", ""]
     for title, among in CHOICES.items():
-        table, mean, below = choice_table(rows, among, sets, best, gp)
+        table, mean, below = choice_table(cv, tests, among, sets, best, gp)
         lines += [f"## {title}", "", table.to_markdown(floatfmt=".3f"), "",
                   f"Chosen by cross-validation: mean R² {mean['test R², chosen by CV']:.3f} "
                   "(the best candidate per set on the test part "
@@ -140,7 +152,7 @@ def report(rows, sets, repetitions):
                   f"{gp_nll:.3f}); more than 0.01 below the best "
                   f"cross-validated neural variant on {len(below)} sets"
                   + (f": {', '.join(below)}." if below else "."), ""]
-    cv_means = rows.pivot_table(index="set", columns="method", values="cv_r2").reindex(
+    cv_means = cv.pivot_table(index="set", columns="method", values="cv_r2").reindex(
         index=sets, columns=list(CANDIDATES))
     lines += ["Mean cross-validated R² of each candidate (training part only):", "",
               cv_means.to_markdown(floatfmt=".3f")]
@@ -163,10 +175,9 @@ def main():
     cv = resume(RESULTS / "auto_or_loo_cv.csv", run_cv,
                 [c for c in CANDIDATES if c not in CV_ELSEWHERE], sets, data,
                 args.repetitions, args.n_jobs, "cross-validations")
-    tests = resume(RESULTS / "auto_or_loo_cv_tests.csv", run_test,
-                   [c for c in CANDIDATES if c not in TESTED_ELSEWHERE], sets, data,
+    tests = resume(RESULTS / "auto_or_loo_cv_tests.csv", run_test, TESTED_HERE, sets, data,
                    args.repetitions, args.n_jobs, "test fits")
-    body = report(candidate_rows(cv, tests, sets, args.repetitions), sets, args.repetitions)
+    body = report(*candidate_rows(cv, tests, sets, args.repetitions), sets, args.repetitions)
     print(body)
     write_report("auto_or_loo_cv", body)
 

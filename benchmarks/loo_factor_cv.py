@@ -53,11 +53,11 @@ def run_one(name, rep, factor, data):
     return cross_validated(name, rep, data, model, label(factor))
 
 
-def cross_validated(name, rep, data, model, method):
+def cross_validated(name, rep, data, model, method, fold_seed=None):
     """The row of ``model``'s 3-fold cross-validated R² on a split's training part.
 
-    ``GridSearchCV``'s protocol of ``multitarget.py``: the folds of ``rep``, and the
-    preprocessing and the target scaling fitted inside each fold.
+    ``GridSearchCV``'s protocol of ``multitarget.py``: the folds of ``rep`` (or of
+    ``fold_seed``), and the preprocessing and the target scaling fitted inside each fold.
     """
     torch.set_num_threads(1)
     X, Y, nominal = data
@@ -69,7 +69,8 @@ def cross_validated(name, rep, data, model, method):
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         folds = cross_val_score(estimator, X[train], Y[train],
-                                cv=KFold(CV_FOLDS, shuffle=True, random_state=rep))
+                                cv=KFold(CV_FOLDS, shuffle=True, random_state=rep
+                                         if fold_seed is None else fold_seed))
     return {"set": name, "method": method, "rep": rep, "cv_r2": float(np.mean(folds)),
             "fold_r2": json.dumps([round(float(v), 5) for v in folds]),
             "seconds": time.perf_counter() - start}
