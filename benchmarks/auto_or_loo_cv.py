@@ -36,7 +36,7 @@ both resume where they stopped.
 import pandas as pd
 from _common import RESULTS, completed, run_and_save, write_report
 from joblib import delayed
-from loo_factor import label
+from loo_factor import FACTORS, label
 from loo_factor_cv import cross_validated
 from multitarget import benchmark_sets, study_arguments
 from uncertainty import METHODS, best_cv_neural
@@ -57,15 +57,28 @@ CANDIDATES = {"auto, 200 epochs": (AUTO, 200, 0), "loo, 200 epochs": (LOO, 200, 
 CV_ELSEWHERE, TESTED_HERE = ["loo, 200 epochs"], ["auto, 60 epochs", "loo, 60 epochs"]
 TESTED_ELSEWHERE = ["auto, 200 epochs", "loo, 200 epochs"]
 # Choice: candidates as (scored by the folds of, fitted and tested as).
+FOUR = (*TESTED_ELSEWHERE, *TESTED_HERE)
+
+
+def scaled_loo(factor):
+    """The name of "loo" at 200 epochs with ``loo_factor.py``'s factor on its strengths."""
+    return "loo, 200 epochs" if factor == 1.0 else f"{label(factor)}, 200 epochs"
+
+
 CHOICES = {
     "auto or loo, 200 epochs": [(c, c) for c in ("auto, 200 epochs", "loo, 200 epochs")],
-    "auto or loo, 60 or 200 epochs": [(c, c) for c in (*TESTED_ELSEWHERE, *TESTED_HERE)],
+    "auto or loo, 60 or 200 epochs": [(c, c) for c in FOUR],
     # The regime chosen by shorter folds (0.3 times their cost), then trained as shipped.
     "auto or loo by folds of 60 epochs, trained 200 epochs": [
         ("auto, 60 epochs", "auto, 200 epochs"), ("loo, 60 epochs", "loo, 200 epochs")],
     **{f"auto or loo, 200 epochs, folds +{shift}": [
         (f"{regime}, 200 epochs, folds +{shift}", f"{regime}, 200 epochs")
         for regime in ("auto", "loo")] for shift in FOLD_SHIFTS},
+    # More candidates: "loo" with the other factors of loo_factor.py (folds and test fits
+    # read from loo_factor_cv.csv and loo_factor.csv, which record no coverage or NLL).
+    "the four, and loo x 3 at 200 epochs": [(c, c) for c in (*FOUR, scaled_loo(3.0))],
+    "the four, and loo x 0.1, 0.3 and 3 at 200 epochs": [
+        (c, c) for c in (*FOUR, *(scaled_loo(f) for f in FACTORS if f != 1.0))],
 }
 
 
@@ -85,15 +98,19 @@ def run_test(name, rep, candidate, data):
 def candidate_rows(cv, tests, sets, repetitions):
     """Per (set, rep, candidate): the CV R²; and, of the fitted ones, the test R², coverage
     and NLL."""
-    loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv")
-    loo_cv = loo_cv[loo_cv["method"] == label(1.0)].assign(method="loo, 200 epochs")
+    names = {label(f): scaled_loo(f) for f in FACTORS}
+    loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv").assign(
+        method=lambda t: t["method"].map(names))
+    scaled = pd.read_csv(RESULTS / "loo_factor.csv").rename(columns={"criterion": "method"})
+    scaled = scaled[scaled["method"] != label(1.0)].assign(
+        method=lambda t: t["method"].map(names))
     shipped = pd.read_csv(RESULTS / "uncertainty.csv")
     names = {CANDIDATES[c][0]: c for c in TESTED_ELSEWHERE}
     shipped = shipped[shipped["method"].isin(names)].assign(
         method=lambda t: t["method"].map(names))
     key = ["set", "rep", "method"]
     cv = pd.concat([cv, loo_cv])[[*key, "cv_r2"]]
-    tests = pd.concat([tests, shipped])[[*key, "r2", "coverage90", "nll"]]
+    tests = pd.concat([tests, shipped, scaled])[[*key, "r2", "coverage90", "nll"]]
     return tuple(t[t["set"].isin(sets) & (t["rep"] < repetitions)] for t in (cv, tests))
 
 
@@ -115,14 +132,16 @@ def choice_table(cv, tests, among, sets, best, gp):
         lambda c: ", ".join(f"{k} ({n})" for k, n in c.value_counts().items()))
     table["test R², chosen by CV"] = picked.groupby("set")["r2"].mean()
     table["best candidate (oracle)"] = means.max(axis=1)
-    table["coverage, chosen"] = picked.groupby("set")["coverage90"].mean()
-    table["NLL, chosen"] = picked.groupby("set")["nll"].mean()
+    # Not recorded for some candidates: NaN where one of them was chosen, not a partial mean.
+    whole = picked.groupby("set")
+    table["coverage, chosen"] = whole["coverage90"].agg(lambda v: v.mean(skipna=False))
+    table["NLL, chosen"] = whole["nll"].agg(lambda v: v.mean(skipna=False))
     table["Gaussian process"] = gp
     table["best CV neural (60 ep.)"] = best["best CV neural"]
     table = table.reindex(sets)
     below = [s for s in sets if table.loc[s, "test R², chosen by CV"]
              < table.loc[s, "best CV neural (60 ep.)"] - 0.01]
-    mean = table.drop(columns="chosen (count)").mean()
+    mean = table.drop(columns="chosen (count)").mean(skipna=False)
     table.loc["mean over sets"] = [mean.get(c, "") for c in table.columns]
     return table, mean, below
 
@@ -143,17 +162,20 @@ def report(cv, tests, sets, repetitions):
              "Means over the repetitions.", ""]
     for title, among in CHOICES.items():
         table, mean, below = choice_table(cv, tests, among, sets, best, gp)
+        uncertainty = ("coverage and NLL not recorded for all candidates"
+                       if pd.isna(mean["coverage, chosen"]) else
+                       f"90 % coverage {mean['coverage, chosen']:.3f}, NLL "
+                       f"{mean['NLL, chosen']:.3f}")
         lines += [f"## {title}", "", table.to_markdown(floatfmt=".3f"), "",
                   f"Chosen by cross-validation: mean R² {mean['test R², chosen by CV']:.3f} "
                   "(the best candidate per set on the test part "
-                  f"{mean['best candidate (oracle)']:.3f}), 90 % coverage "
-                  f"{mean['coverage, chosen']:.3f}, NLL {mean['NLL, chosen']:.3f} (the "
+                  f"{mean['best candidate (oracle)']:.3f}), {uncertainty} (the "
                   f"Gaussian process's R² {mean['Gaussian process']:.3f}, NLL "
                   f"{gp_nll:.3f}); more than 0.01 below the best "
                   f"cross-validated neural variant on {len(below)} sets"
                   + (f": {', '.join(below)}." if below else "."), ""]
     cv_means = cv.pivot_table(index="set", columns="method", values="cv_r2").reindex(
-        index=sets, columns=list(CANDIDATES))
+        index=sets, columns=[*CANDIDATES, *(scaled_loo(f) for f in FACTORS if f != 1.0)])
     lines += ["Mean cross-validated R² of each candidate (training part only):", "",
               cv_means.to_markdown(floatfmt=".3f")]
     return "\n".join(lines)
