@@ -1,8 +1,8 @@
 """Shared by the studies that replace the strengths of ``reg_lambda="auto"`` by a callback's
-(``gcv_strength.py``, ``loo_strength.py``, ``robust_evidence.py``): the network linearized
-in the eigenbasis of its KFAC posterior, the fit of one variant and the comparison table
-against the best cross-validated neural variant and the Gaussian process of
-``results/multitarget.csv``."""
+(``gcv_strength.py``, ``loo_strength.py``, ``robust_evidence.py``, ``loo_noise.py``): the
+network linearized in the eigenbasis of its KFAC posterior, the fit of one variant and the
+comparison table against the best cross-validated neural variant and the Gaussian process
+of ``results/multitarget.csv``."""
 
 import time
 from contextlib import nullcontext
