@@ -8,8 +8,8 @@ update of ``reg_lambda="auto", adareg_layers="all"``, a callback sets each targe
 noise variance to the approximate leave-one-out mean squared error (PRESS over ``n``,
 Allen 1974) of the network linearized at its current weights and strengths (the
 library's PRESS of ``reg_lambda="loo"``, :mod:`sk_adareg._loo`, at the factor 1), then
-the strengths to the maximizers of the Laplace evidence at that fixed noise, and
-repeats the two steps ``ROUNDS`` times. The evidence still decides the strengths; only
+the strengths to the maximizers of the Laplace evidence at that fixed noise, once or
+three times over (the variant's rounds). The evidence still decides the strengths; only
 its noise is honest about prediction. Nothing is held out; the test part is only
 scored.
 
@@ -17,7 +17,8 @@ PRESS takes the strengths at unit noise: with noise precisions ``beta_k`` the
 evidence's ``lambda_l`` is divided by ``mean(beta)`` (PRESS weighs the targets alike).
 
 It reports the test R² per set at 60 and 200 epochs beside the best cross-validated
-neural variant and the Gaussian process of ``results/multitarget.csv`` (60 epochs).
+neural variant and the Gaussian process of ``results/multitarget.csv`` (60 epochs), and
+each variant's fit time over the evidence's with the same epochs, paired by split.
 The code lives here, not in the library: it reads the private eigenbases of
 :class:`sk_adareg.laplace.KroneckerLaplace`.
 
@@ -30,15 +31,18 @@ Writes ``benchmarks/results/loo_noise.md`` and ``.csv``.
 """
 
 import torch
-from _strength_study import AfterEvidenceUpdate, comparison_study, timed_row
+from _common import write_study
+from _strength_study import AfterEvidenceUpdate, comparison, comparison_lines, timed_row
+from multitarget import run_over_sets
 
 from sk_adareg._evidence import _LAMBDA_FLOOR, _scale
 from sk_adareg._loo import _Linearized
 from sk_adareg.laplace import fit_hyperparameters, kfac
 
-ROUNDS = 3  # alternations of the noise (PRESS) and the strengths (evidence) per update
-VARIANTS = [("evidence", 60), ("evidence at LOO noise", 60),
-            ("evidence", 200), ("evidence at LOO noise", 200)]
+# Alternations of the noise (PRESS) and the strengths (evidence) per update.
+ROUNDS = {"LOO noise, 1 round": 1, "LOO noise, 3 rounds": 3}
+VARIANTS = [("evidence", 60), ("LOO noise, 1 round", 60), ("evidence", 200),
+            ("LOO noise, 1 round", 200), ("LOO noise, 3 rounds", 200)]
 
 
 def loo_noise(module, names, laplace, X, Y):
@@ -54,7 +58,11 @@ def loo_noise(module, names, laplace, X, Y):
 
 
 class LOONoise(AfterEvidenceUpdate):
-    """After each evidence update, noise from PRESS and strengths from the evidence at it."""
+    """After each evidence update, noise from PRESS and strengths from the evidence at it,
+    ``rounds`` times."""
+
+    def __init__(self, rounds):
+        self.rounds = rounds
 
     def update(self, net, X, Y):
         module, names = net._adareg_module, net.priors_.names
@@ -66,7 +74,7 @@ class LOONoise(AfterEvidenceUpdate):
             curvature, net.priors_, {m: max(c * scale, _LAMBDA_FLOOR)
                                      for m, c in net.reg_lambda_.items()},
             noise, fit_noise=False)
-        for _ in range(ROUNDS):
+        for _ in range(self.rounds):
             noise = loo_noise(module, names, laplace, X, Y)
             laplace = fit_hyperparameters(curvature, net.priors_, dict(laplace.reg_lambda),
                                           noise, fit_noise=False, laplace=laplace)
@@ -80,7 +88,8 @@ class LOONoise(AfterEvidenceUpdate):
 
 
 def run_one(name, rep, variant, data):
-    callbacks = [] if variant[0] == "evidence" else [("loo_noise", LOONoise())]
+    criterion, _ = variant
+    callbacks = [("loo_noise", LOONoise(ROUNDS[criterion]))] if criterion in ROUNDS else []
     return timed_row(name, rep, variant, data, callbacks)[1]
 
 
@@ -88,12 +97,23 @@ def caption(args):
     return (f"`reg_lambda=\"auto\"`, all layers, {args.repetitions} repetitions; the "
             "strengths and noise from the Laplace evidence (as shipped), or the noise from "
             f"the linearized leave-one-out error and the strengths from the evidence at that "
-            f"noise ({ROUNDS} alternations per update). Mean test R² over the repetitions; "
-            "the last two columns from `results/multitarget.csv` (60 epochs, same splits).")
+            "noise (one or three alternations per update). Mean test R² over the "
+            "repetitions; the last two columns from `results/multitarget.csv` (60 epochs, "
+            "same splits).")
 
 
 def main():
-    comparison_study("loo_noise", __doc__.splitlines()[0], run_one, VARIANTS, caption)
+    args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, VARIANTS)
+    table, clipped, below = comparison(results, sets, args.repetitions, VARIANTS)
+    seconds = results.pivot_table(index=["set", "rep", "epochs"], columns="criterion",
+                                  values="seconds")
+    lines = [caption(args), "", *comparison_lines(table, clipped, below), "",
+             "| variant | fit time / evidence's, median (range) |", "|---|---|"]
+    for v, (criterion, epochs) in zip(clipped.index, VARIANTS, strict=True):
+        if criterion != "evidence":
+            ratio = (seconds[criterion] / seconds["evidence"]).xs(epochs, level="epochs")
+            lines.append(f"| {v} | {ratio.median():.2f} ({ratio.min():.2f}-{ratio.max():.2f}) |")
+    write_study("loo_noise", "\n".join(lines), results)
 
 
 if __name__ == "__main__":
