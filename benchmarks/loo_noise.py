@@ -37,7 +37,7 @@ from multitarget import run_over_sets
 
 from sk_adareg._evidence import _LAMBDA_FLOOR, _scale
 from sk_adareg._loo import _Linearized
-from sk_adareg.laplace import fit_hyperparameters, kfac
+from sk_adareg.laplace import KroneckerLaplace, fit_hyperparameters, kfac
 
 # Alternations of the noise (PRESS) and the strengths (evidence) per update.
 ROUNDS = {"LOO noise, 1 round": 1, "LOO noise, 3 rounds": 3}
@@ -50,11 +50,12 @@ def loo_noise(module, names, laplace, X, Y):
     beta = 1.0 / torch.as_tensor(laplace.noise_variance, dtype=torch.float64)
     unit = {m: max(float(lam) / float(beta.mean()), _LAMBDA_FLOOR)
             for m, lam in laplace.reg_lambda.items()}
-    press = torch.zeros(len(beta), dtype=torch.float64)
+    press, total = torch.zeros(len(beta), dtype=torch.float64), 0.0
     for r, leverage, w in _Linearized(module, names, laplace, lambda: [(X, Y)],
                                       unit).loo_terms([1.0]):
         press += (w[:, None] * (r[..., 0] / (1 - leverage[..., 0])) ** 2).sum(0).cpu()
-    return (press / len(X)).tolist()
+        total += float(w.sum())
+    return (press / total).tolist()
 
 
 class LOONoise(AfterEvidenceUpdate):
@@ -68,12 +69,11 @@ class LOONoise(AfterEvidenceUpdate):
         module, names = net._adareg_module, net.priors_.names
         curvature = kfac(module, [(X, Y)], names, "gaussian")
         n = curvature.n_samples
+        # The posterior at what the evidence update just set (in the prior's units).
         noise = net.noise_variance_
         scale = _scale("gaussian", n, noise)
-        laplace = fit_hyperparameters(
-            curvature, net.priors_, {m: max(c * scale, _LAMBDA_FLOOR)
-                                     for m, c in net.reg_lambda_.items()},
-            noise, fit_noise=False)
+        laplace = KroneckerLaplace(curvature, net.priors_, {
+            m: max(c * scale, _LAMBDA_FLOOR) for m, c in net.reg_lambda_.items()}, noise)
         for _ in range(self.rounds):
             noise = loo_noise(module, names, laplace, X, Y)
             laplace = fit_hyperparameters(curvature, net.priors_, dict(laplace.reg_lambda),
@@ -96,7 +96,7 @@ def run_one(name, rep, variant, data):
 def caption(args):
     return (f"`reg_lambda=\"auto\"`, all layers, {args.repetitions} repetitions; the "
             "strengths and noise from the Laplace evidence (as shipped), or the noise from "
-            f"the linearized leave-one-out error and the strengths from the evidence at that "
+            "the linearized leave-one-out error and the strengths from the evidence at that "
             "noise (one or three alternations per update). Mean test R² over the "
             "repetitions; the last two columns from `results/multitarget.csv` (60 epochs, "
             "same splits).")
