@@ -6,8 +6,9 @@ Regularization", NeurIPS 2019.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ._classifier import AdaRegClassifier
-from ._regressor import AdaRegMultiTaskRegressor
+from ._config import config_context, get_config, set_config
+from ._estimators._classifier import AdaRegClassifier
+from ._estimators._regressor import AdaRegMultiTaskRegressor
 from .net import (
     AdaRegMixin,
     AdaRegNeuralNet,
@@ -26,5 +27,8 @@ __all__ = [
     "AdaRegNeuralNetClassifier",
     "AdaRegNeuralNetRegressor",
     "MatrixNormalPrior",
+    "config_context",
+    "get_config",
     "inv_threshold",
+    "set_config",
 ]

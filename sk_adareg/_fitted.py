@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAdaReg
+from ._estimators._base import BaseAdaReg
 from ._layers import resolve_adareg_layers
 from .net import AdaRegMixin
 
@@ -117,7 +117,7 @@ def fitted_model(estimator):
     """
     given = estimator
     estimator, step_feature_names = _last_step(estimator)
-    if isinstance(estimator, _BaseAdaReg):
+    if isinstance(estimator, BaseAdaReg):
         check_is_fitted(estimator, "net_")
         net = estimator.net_
     elif isinstance(estimator, AdaRegMixin):

@@ -20,13 +20,17 @@ Gaussian likelihood at any ``n``.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KFACCurvature", "LayerFactors", "kfac"]
+from ._layers import owning_layers
+
+__all__ = ["KFACCurvature", "LayerFactors", "eval_mode", "kfac", "map_curvature",
+           "output_gradients"]
 
 LIKELIHOODS = ("gaussian", "categorical")
 
@@ -88,59 +92,6 @@ class KFACCurvature:
     nll: torch.Tensor | None = None
 
 
-def resolve_kfac_layers(module, names):
-    """Map each weight name to the ``nn.Linear`` or ``nn.Conv2d`` that owns it.
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        The network.
-    names : iterable of str
-        Parameter names, as in ``module.named_parameters()``.
-
-    Returns
-    -------
-    layers : dict of str to torch.nn.Module
-
-    Raises
-    ------
-    ValueError
-        If a name is unknown, repeated, or not the ``weight`` of a linear or
-        (ungrouped) 2-D convolutional layer.
-    """
-    if isinstance(names, str):
-        names = [names]
-    names = list(names)
-    if not names:
-        raise ValueError("names must name at least one weight, got an empty list.")
-    params = dict(module.named_parameters())
-    layers = {}
-    for name in names:
-        if not isinstance(name, str) or name not in params:
-            raise ValueError(
-                f"{name!r} is not a parameter of the module; expected names as in "
-                f"module.named_parameters(), e.g. {list(params)[:4]}."
-            )
-        if name in layers:
-            raise ValueError(f"The weight {name!r} is named twice.")
-        owner_name, _, attr = name.rpartition(".")
-        owner = module.get_submodule(owner_name)
-        if attr != "weight" or not isinstance(owner, (nn.Linear, nn.Conv2d)):
-            raise ValueError(
-                f"The Laplace approximation needs the weight of an nn.Linear or nn.Conv2d, "
-                f"but {name!r} is the {attr!r} of a {type(owner).__name__}."
-            )
-        if isinstance(owner, nn.Conv2d) and owner.groups != 1:
-            # A grouped weight (out, in / groups, kh, kw) is block-diagonal in the
-            # out x (in kh kw) matrix the prior sits on: not a Kronecker factor pair.
-            raise ValueError(
-                f"The convolution {name!r} has groups={owner.groups}; only groups=1 is "
-                "supported."
-            )
-        layers[name] = owner
-    return layers
-
-
 def _patches(layer, x):
     """The inputs of ``layer`` as (n, T, d) rows matching ``weight.reshape(p, d)``."""
     if isinstance(layer, nn.Conv2d):
@@ -152,7 +103,7 @@ def _patches(layer, x):
         # The padding the layer applies (any mode, "same" included), then patches
         # ordered (in, kh, kw) like the flattened weight.
         mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
-        x = F.pad(x, layer._reversed_padding_repeated_twice, mode=mode)
+        x = F.pad(x, _padding(layer), mode=mode)
         cols = F.unfold(x, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)
         return cols.transpose(1, 2)
     if x.ndim < 2:
@@ -160,6 +111,26 @@ def _patches(layer, x):
             f"The linear layer expects a batched input (n, ..., d), got shape {tuple(x.shape)}."
         )
     return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def _padding(layer):
+    """The (left, right, top, bottom) padding a convolution applies to its input.
+
+    torch keeps it in a private attribute (:mod:`sk_adareg._private_api`); without it,
+    it is computed from ``padding`` as torch computes it.
+    """
+    padding = getattr(layer, "_reversed_padding_repeated_twice", None)
+    if padding is not None:
+        return padding
+    if layer.padding == "valid":
+        return [0, 0, 0, 0]
+    if layer.padding == "same":
+        padding = []
+        for d, k in zip(reversed(layer.dilation), reversed(layer.kernel_size), strict=True):
+            total = d * (k - 1)
+            padding += [total // 2, total - total // 2]
+        return padding
+    return [p for p in reversed(layer.padding) for _ in range(2)]
 
 
 def _output_rows(layer, s):
@@ -170,7 +141,8 @@ def _output_rows(layer, s):
 
 
 @contextlib.contextmanager
-def _eval_mode(module):
+def eval_mode(module):
+    """Evaluation mode inside the block; each submodule's mode is put back after it."""
     # Dropout off and batch norm on running statistics, so that data points
     # do not interact; the modes are put back afterwards.
     modes = [m.training for m in module.modules()]
@@ -331,10 +303,10 @@ def kfac(module, data, names, likelihood="gaussian"):
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}.")
-    layers = resolve_kfac_layers(module, names)
+    layers = owning_layers(module, names)
     A, G, counts = {}, {}, dict.fromkeys(layers, 0)
     n_samples, n_outputs, fit = 0, None, None
-    with _eval_mode(module), torch.enable_grad():
+    with eval_mode(module), torch.enable_grad():
         for X, y, w in _batches(data):
             f, patches, outputs = _forward(module, X, layers)
             n, k = f.shape
@@ -438,8 +410,8 @@ def output_gradients(module, X, names):
         One dict per output ``k``; ``a`` of shape (n, T, d) and ``b`` of
         shape (n, T, p), float64.
     """
-    layers = resolve_kfac_layers(module, names)
-    with _eval_mode(module), torch.enable_grad():
+    layers = owning_layers(module, names)
+    with eval_mode(module), torch.enable_grad():
         f, patches, outputs = _forward(module, X, layers)
         factors = []
         for k in range(f.shape[1]):
@@ -448,3 +420,29 @@ def output_gradients(module, X, names):
             grads = _backward(f, v, layers, outputs)
             factors.append({name: (patches[name], grads[name]) for name in layers})
     return f.detach(), factors
+
+
+def map_curvature(curvature, convert):
+    """A copy of ``curvature`` with ``convert`` applied to each of its arrays.
+
+    The estimators keep the curvature as numpy arrays (``convert=to_numpy``),
+    so that a model fitted on a GPU unpickles anywhere, and rebuild tensors
+    on the net's device to predict.
+
+    Parameters
+    ----------
+    curvature : KFACCurvature
+    convert : callable
+        Applied to every tensor or array of it (None stays None).
+
+    Returns
+    -------
+    curvature : KFACCurvature
+    """
+    def apply(t):
+        return None if t is None else convert(t)
+
+    layers = {name: dataclasses.replace(f, A=apply(f.A), G=apply(f.G), weight=apply(f.weight))
+              for name, f in curvature.layers.items()}
+    return dataclasses.replace(curvature, layers=layers, sse=apply(curvature.sse),
+                               nll=apply(curvature.nll))

@@ -1,10 +1,14 @@
-"""Which weights of a network carry an AdaReg prior."""
+"""Which weights of a network carry an AdaReg prior, and the layers that own them.
+
+The one place that resolves ``adareg_layers`` (:func:`resolve_adareg_layers`) and finds
+the ``nn.Linear`` or ``nn.Conv2d`` behind a weight name (:func:`owning_layers`).
+"""
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 from torch import nn
 
-__all__ = ["resolve_adareg_layers"]
+__all__ = ["owning_layers", "resolve_adareg_layers"]
 
 _KINDS = {
     "last": (nn.Linear,),
@@ -91,3 +95,58 @@ def resolve_adareg_layers(module, adareg_layers="last"):
     if len(set(names)) != len(names):
         raise ValueError(f"adareg_layers names a parameter twice: {names}.")
     return names
+
+
+def owning_layers(module, names):
+    """Map each weight name to the ``nn.Linear`` or ``nn.Conv2d`` that owns it.
+
+    The Laplace posterior (:mod:`sk_adareg.laplace`) needs these layers.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+    names : iterable of str
+        Parameter names, as in ``module.named_parameters()``.
+
+    Returns
+    -------
+    layers : dict of str to torch.nn.Module
+
+    Raises
+    ------
+    ValueError
+        If a name is unknown, repeated, or not the ``weight`` of a linear or
+        (ungrouped) 2-D convolutional layer.
+    """
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    if not names:
+        raise ValueError("names must name at least one weight, got an empty list.")
+    params = dict(module.named_parameters())
+    layers = {}
+    for name in names:
+        if not isinstance(name, str) or name not in params:
+            raise ValueError(
+                f"{name!r} is not a parameter of the module; expected names as in "
+                f"module.named_parameters(), e.g. {list(params)[:4]}."
+            )
+        if name in layers:
+            raise ValueError(f"The weight {name!r} is named twice.")
+        owner_name, _, attr = name.rpartition(".")
+        owner = module.get_submodule(owner_name)
+        if attr != "weight" or not isinstance(owner, (nn.Linear, nn.Conv2d)):
+            raise ValueError(
+                f"The Laplace approximation needs the weight of an nn.Linear or nn.Conv2d, "
+                f"but {name!r} is the {attr!r} of a {type(owner).__name__}."
+            )
+        if isinstance(owner, nn.Conv2d) and owner.groups != 1:
+            # A grouped weight (out, in / groups, kh, kw) is block-diagonal in the
+            # out x (in kh kw) matrix the prior sits on: not a Kronecker factor pair.
+            raise ValueError(
+                f"The convolution {name!r} has groups={owner.groups}; only groups=1 is "
+                "supported."
+            )
+        layers[name] = owner
+    return layers

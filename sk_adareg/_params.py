@@ -57,7 +57,8 @@ ADAREG_PARAMS = {
         loss of each batch. ``0`` trains without it (the precisions are still
         estimated from the weights). The default is the largest value that
         never made AdaReg worse than no regularization in our benchmarks
-        (``benchmarks/README.md``); tune it by cross-validation for your data,
+        (user guide, "The parameters that matter"); tune it by cross-validation
+        for your data,
         or use ``"auto"``: a strength per regularized layer (and, for
         regression, a noise variance per target) learned from the training
         data by maximizing the Laplace approximation of the marginal
@@ -71,7 +72,8 @@ ADAREG_PARAMS = {
         the layers compare, leave-one-out how strong the prior is overall. It
         asks for stronger priors than ``"auto"`` where the targets have heavy
         tails; the leverages come from the Kronecker-factored posterior, which
-        makes them larger than the exact ones (``benchmarks/README.md``)."""),
+        makes them larger than the exact ones (user guide, "Learning the
+        strength")."""),
     "u": _Hyperparameter(
         0.1, [Interval(Real, 0, math.inf, closed="neither")], "float",
         """Lower bound on the eigenvalues of both precision matrices, ``0 < u <= v``.
@@ -115,7 +117,7 @@ ADAREG_PARAMS = {
         alone."""),
 }
 
-#: The defaults of the nets and estimators (measured in ``benchmarks/defaults.py``).
+#: The defaults of the nets and estimators (why: the user guide, "The parameters that matter").
 DEFAULTS = {name: param.default for name, param in ADAREG_PARAMS.items()}
 
 #: The defaults of :class:`~sk_adareg.prior.MatrixNormalPrior`, which differ on

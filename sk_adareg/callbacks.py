@@ -24,9 +24,7 @@ from skorch.utils import data_from_dataset, to_numpy
 from torch.utils.data import Subset
 from tqdm import tqdm
 
-from ._batches import chunked_forward
-from ._evidence import fit_evidence
-from ._loo import rescale_strengths
+from ._data import chunked_forward
 from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
@@ -166,7 +164,7 @@ class PriorUpdate(Callback):
             net.history.record("train_data_loss", float(loss_sum) / count)
         self._data_loss_sum, self._data_loss_count = None, 0
         net.history.record("cov_update", update)
-        for key, value in net.priors_.diagnostics(net._adareg_module).items():
+        for key, value in net.priors_.diagnostics(net.regularized_module).items():
             name = key if key.endswith(("_min", "_max")) else f"adareg_{key}"
             net.history.record(name, value)
 
@@ -178,7 +176,7 @@ class PriorUpdate(Callback):
         for name, prior in net.priors_.items():
             if name in self.collapse_warned_:
                 continue
-            norm = net._adareg_module.get_parameter(name).detach().norm().item()
+            norm = net.regularized_module.get_parameter(name).detach().norm().item()
             peak = max(self.peak_norms_.get(name, 0.0), norm)
             self.peak_norms_[name] = peak
             pinned = [side for side, eig in (("row", prior.row_eigenvalues),
@@ -208,7 +206,7 @@ class StrengthUpdate(Callback):
     likelihood (:func:`~sk_adareg.laplace.fit_hyperparameters`); it records
     ``log_evidence`` in the history. With ``"loo"`` it then multiplies all
     the strengths by the factor that minimizes the approximate leave-one-out
-    squared error of the linearized network (:mod:`sk_adareg._loo`), weighs
+    squared error of the linearized network (:mod:`sk_adareg._strength._loo`), weighs
     the targets alike, and records the factor as ``loo_scale`` and that
     error per target value as ``loo_mse``. It does nothing for a numeric
     ``reg_lambda``.
@@ -220,22 +218,18 @@ class StrengthUpdate(Callback):
     """
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        if not (net._auto and net.history[-1].get("cov_update")):
+        policy = net.strength_policy
+        if not (policy.learned and net.history[-1].get("cov_update")):
             return
         try:
-            laplace = fit_evidence(net, dataset_train, fit_strength=True)
-            log_evidence = laplace.log_evidence()
-            scale, mse = (rescale_strengths(net, dataset_train, laplace)
-                          if net.reg_lambda == "loo" else (None, None))
+            records = policy.update(net, dataset_train)
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence became NaN or infinite at epoch {len(net.history)} "
                 f"({exc}). Lower the learning rate (lr={net.lr!r}) or scale the inputs."
             ) from exc
-        net.history.record("log_evidence", log_evidence)
-        if scale is not None:
-            net.history.record("loo_scale", scale)
-            net.history.record("loo_mse", mse)
+        for key, value in records.items():
+            net.history.record(key, value)
 
 
 class PriorRefresh(Callback):
@@ -265,11 +259,11 @@ class PriorRefresh(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         # A device-side copy of the regularized weights; no host synchronisation.
-        self._last_weights = [net._adareg_module.get_parameter(name).detach().clone()
+        self._last_weights = [net.regularized_module.get_parameter(name).detach().clone()
                               for name in net.priors_.names]
 
     def on_train_end(self, net, **kwargs):
-        weights = [net._adareg_module.get_parameter(name) for name in net.priors_.names]
+        weights = [net.regularized_module.get_parameter(name) for name in net.priors_.names]
         # PriorUpdate (when it runs: it records cov_update) updates at epoch
         # cov_update_every, so only shorter histories need reading.
         updated = (len(net.history) >= net.cov_update_every

@@ -78,7 +78,8 @@ class InputRecorder:
     @classmethod
     def attach(cls, layer):
         """The recorder on ``layer``, registered if it has none yet."""
-        for hook in layer._forward_pre_hooks.values():
+        # A private dict of torch's (sk_adareg._private_api); without it, a new recorder.
+        for hook in getattr(layer, "_forward_pre_hooks", {}).values():
             if isinstance(hook, cls):
                 return hook
         recorder = cls()

@@ -53,23 +53,30 @@ References
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from numbers import Real
 
+import numpy as np
 import torch
 
 from ._kfac import KFACCurvature, LayerFactors, kfac, output_gradients
 
 __all__ = [
+    "Eigenbasis",
     "KFACCurvature",
     "KroneckerLaplace",
     "LayerFactors",
     "fit_hyperparameters",
+    "fit_tied_noise",
     "kfac",
     "kron_log_det",
 ]
 
-# Default bounds on the noise variances (also those of the estimators' tied noise fit).
-_NOISE_BOUNDS = (1e-10, 1e10)
+#: Default bounds on the strengths; the lower one is the smallest strength that counts as a
+#: prior (the evidence needs ``lambda > 0``).
+LAMBDA_BOUNDS = (1e-8, 1e8)
+#: Default bounds on the noise variances (also those of :func:`fit_tied_noise`).
+NOISE_BOUNDS = (1e-10, 1e10)
 # Armijo constant and smallest step of the line search of the Newton ascent.
 _ARMIJO = 1e-4
 _MIN_STEP = 1e-10
@@ -194,6 +201,31 @@ class _Layer:
         """``1 / (a_i g_j + lambda)``, (d, p): the posterior variances in the eigenbasis."""
         g = self.spectrum(beta)[0]
         return 1.0 / (self.a[:, None] * g[None, :] + lam)
+
+
+@dataclass(frozen=True)
+class Eigenbasis:
+    """A weight's posterior in the eigenbasis of its precision (``KroneckerLaplace.eigenbasis``).
+
+    Attributes
+    ----------
+    a : torch.Tensor of shape (d,)
+        Eigenvalues of the whitened input factor.
+    g : torch.Tensor of shape (p,)
+        Eigenvalues of the whitened output factor at the noise precisions.
+    row_map : torch.Tensor of shape (p, p)
+        ``Q_g^T L_r^{-1}``: maps an output gradient to the row eigenbasis.
+    column_map : torch.Tensor of shape (d, d)
+        ``Q_a^T L_c^{-1}``: maps a layer input to the column eigenbasis.
+    weight : torch.Tensor of shape (p, d)
+        The weight in that basis, ``Q_g^T L_r^T W L_c Q_a``.
+    """
+
+    a: torch.Tensor
+    g: torch.Tensor
+    row_map: torch.Tensor
+    column_map: torch.Tensor
+    weight: torch.Tensor
 
 
 class KroneckerLaplace:
@@ -353,6 +385,36 @@ class KroneckerLaplace:
         ])
         return value, grad, hess
 
+    def eigenbasis(self, name, noise_precision=None):
+        """The eigenbasis in which the posterior precision of one weight is diagonal.
+
+        With the prior-whitened factors ``Ã = L_c^{-1} A L_c^{-T} = Q_a diag(a) Q_a^T``
+        and ``G̃ = sum_k beta_k L_r^{-1} G_k L_r^{-T} = Q_g diag(g) Q_g^T``, the
+        posterior precision of ``vec(W)`` is ``diag(a_i g_j + lambda)`` in the basis
+        ``(L_c^{-T} Q_a) kron (L_r^{-T} Q_g)``.
+
+        Parameters
+        ----------
+        name : str
+            A weight name of the curvature.
+        noise_precision : torch.Tensor of shape (k,), optional
+            ``beta``, one per target; by default the inverse of ``noise_variance``
+            (ones for a categorical likelihood).
+
+        Returns
+        -------
+        basis : Eigenbasis
+        """
+        if name not in self._layers:
+            raise ValueError(f"{name!r} is not a weight of the curvature: {self.names}.")
+        beta = self._beta if noise_precision is None else noise_precision
+        layer = self._layers[name]
+        g, Qg = layer.spectrum(beta)
+        Qa = (layer.Ma @ layer.Lc).T  # Ma = Qa^T Lc^{-1}
+        W = self.curvature.layers[name].weight
+        return Eigenbasis(a=layer.a, g=g, row_map=layer.row_map(beta), column_map=layer.Ma,
+                          weight=Qg.T @ layer.Lr.T @ W @ layer.Lc @ Qa)
+
     def predictive_variance(self, module, X, *, observation_noise=False):
         """Variance of each output under the linearized (GLM) Laplace posterior.
 
@@ -501,7 +563,7 @@ def _precisions(priors, name):
     return prior.row_precision, prior.column_precision
 
 
-def _projected_newton(evaluate, t, lo, hi, max_iter, tol):
+def projected_newton(evaluate, t, lo, hi, max_iter, tol):
     """Maximize ``evaluate`` over ``lo <= t <= hi`` by Newton's method; the maximizer.
 
     ``evaluate(t, derivatives)`` returns the value and, with ``derivatives``, the
@@ -537,7 +599,7 @@ def _projected_newton(evaluate, t, lo, hi, max_iter, tol):
 
 
 def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=None, *,
-                        fit_noise=True, lambda_bounds=(1e-8, 1e8), noise_bounds=_NOISE_BOUNDS,
+                        fit_noise=True, lambda_bounds=LAMBDA_BOUNDS, noise_bounds=NOISE_BOUNDS,
                         max_iter=100, tol=1e-10, laplace=None):
     """Maximize the Laplace evidence over the strengths (and noise variances) at fixed weights.
 
@@ -643,8 +705,86 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
             grad, hess = grad[:n_layers], hess[:n_layers, :n_layers]
         return value, grad, hess
 
-    t = _projected_newton(evaluate, t, lo, hi, max_iter, tol)
+    t = projected_newton(evaluate, t, lo, hi, max_iter, tol)
     la.reg_lambda = dict(zip(la.names, t[:n_layers].exp().tolist(), strict=True))
     if fit_beta:
         la.noise_variance = (-t[n_layers:]).exp()
     return la
+
+
+def fit_tied_noise(curvature, priors, strengths, noise_variance):
+    """The noise variances that maximize the evidence at strengths fixed in the loss's units.
+
+    A fixed strength in the loss's units (the nets' numeric ``reg_lambda``),
+    ``c_l = lambda_l / (n sum_k beta_k)``, fixes not ``lambda_l`` but its ratio to the
+    noise precisions: the prior's strength moves with them. The evidence
+    is maximized over ``log beta`` with ``lambda_l = max(c_l n sum(beta), floor)``, by
+    Newton's method on its exact gradient and Hessian (the chain rule through ``lambda``;
+    the value need not be concave in ``log beta``, so the step takes the Hessian's
+    absolute eigenvalues). Holding ``lambda`` while fitting ``beta`` and alternating has,
+    by MacKay's update, the fixed point ``beta SSE = n K - gamma``; with more
+    well-determined parameters ``gamma`` than target values ``n K`` (a wide network on a
+    small set) there is none, and the noise grows without bound.
+
+    Parameters
+    ----------
+    curvature : KFACCurvature
+        Gaussian, at the trained weights.
+    priors : PriorCollection
+        The net's priors (their precisions; their strengths are not read).
+    strengths : dict of str to float
+        ``c_l`` per weight, the strengths in the loss's units.
+    noise_variance : list of float
+        Starting noise variances, one per target.
+
+    Returns
+    -------
+    laplace : KroneckerLaplace
+        The posterior at the maximizing noise variances and the strengths they imply.
+    """
+    names = list(strengths)
+    n_layers = len(names)
+    n = curvature.n_samples
+    device = curvature.sse.device
+    floor = LAMBDA_BOUNDS[0]
+    rho = torch.tensor([strengths[name] * n for name in names], dtype=torch.float64,
+                       device=device)
+    beta_sum = float(np.sum(1 / np.asarray(noise_variance)))
+    laplace = KroneckerLaplace(
+        curvature, priors,
+        {name: max(float(r) * beta_sum, floor) for name, r in zip(names, rho, strict=True)},
+        noise_variance)
+    lo, hi = (-math.log(b) for b in reversed(NOISE_BOUNDS))  # bounds of log beta
+
+    def strengths_at(beta):
+        tied = rho * beta.sum()
+        return tied.clamp_min(floor), tied > floor
+
+    def evaluate(t, derivatives):
+        beta = t.exp()
+        lam, moving = strengths_at(beta)
+        value, grad, hess = laplace._evidence(lam, beta, derivatives=derivatives)
+        if not math.isfinite(float(value)):
+            raise FloatingPointError("the Laplace evidence is NaN or infinite")
+        if not derivatives:
+            return value, None, None
+        # log lambda_l = log(c_l n) + log sum(beta) where lambda is above its floor:
+        # d/d log beta = w = beta / sum(beta), d2 = diag(w) - w w^T.
+        w = beta / beta.sum()
+        g_lambda = grad[:n_layers] * moving
+        h_lambda_beta = (hess[:n_layers, n_layers:] * moving[:, None]).sum(0)
+        h_lambda = (hess[:n_layers, :n_layers] * torch.outer(moving, moving)).sum()
+        gradient = grad[n_layers:] + w * g_lambda.sum()
+        hessian = (hess[n_layers:, n_layers:] + torch.outer(h_lambda_beta, w)
+                   + torch.outer(w, h_lambda_beta) + h_lambda * torch.outer(w, w)
+                   + g_lambda.sum() * (torch.diag(w) - torch.outer(w, w)))
+        return value, gradient, hessian
+
+    start = np.clip(-np.log(np.asarray(noise_variance, dtype=np.float64)), lo, hi)
+    bound = torch.ones(len(start), dtype=torch.float64, device=device)
+    t = projected_newton(evaluate, torch.as_tensor(start, device=device), lo * bound,
+                         hi * bound, max_iter=100, tol=1e-10)
+    beta = t.exp()
+    laplace.noise_variance = 1.0 / beta
+    laplace.reg_lambda = dict(zip(names, strengths_at(beta)[0].tolist(), strict=True))
+    return laplace

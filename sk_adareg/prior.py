@@ -189,11 +189,14 @@ def _cached_on(owner, slot, buffers, compute, extra=None):
     """:func:`_cached` of any ``buffers`` (a list of tensors), kept in ``owner``'s cache."""
     cache = owner.__dict__.setdefault("_cast_cache", {})
     entry = cache.get(slot)
+    # A tensor's version counter is private to torch (sk_adareg._private_api): without
+    # it, nothing is taken from the cache.
     if entry is not None and entry[0] == extra and all(
-            b is held and b._version == version and b.data_ptr() == pointer
+            b is held and version is not None and b._version == version
+            and b.data_ptr() == pointer
             for b, (held, version, pointer) in zip(buffers, entry[1], strict=True)):
         return entry[2]
-    stamps = [(b, b._version, b.data_ptr()) for b in buffers]
+    stamps = [(b, getattr(b, "_version", None), b.data_ptr()) for b in buffers]
     value = compute(buffers)
     cache[slot] = (extra, stamps, value)
     return value
@@ -286,7 +289,8 @@ class MatrixNormalPrior(nn.Module):
         ``Omega_r``). The defaults of this class (these bounds and
         ``precision_scale="learned"``) are the paper's on purpose: it is the
         paper's prior. The nets and estimators default to the values measured
-        in ``benchmarks/defaults.py`` (0.1, 10, ``"unit_mean"``).
+        in the user guide's "The parameters that matter" (0.1, 10,
+        ``"unit_mean"``).
     numerator : {"paper", "authors"}, default="paper"
         The count in the closed-form update. ``"paper"`` follows Corollary 1:
         ``d`` for ``Omega_r`` and ``p`` for ``Omega_c``, the exponents of the

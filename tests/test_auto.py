@@ -14,9 +14,9 @@ from sklearn.datasets import load_digits
 from skorch.dataset import Dataset
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
-from sk_adareg._evidence import fit_evidence, fit_tied_noise
+from sk_adareg._strength._evidence import fit_evidence
 from sk_adareg.exceptions import TrainingDivergedError
-from sk_adareg.laplace import KroneckerLaplace, kfac
+from sk_adareg.laplace import KroneckerLaplace, fit_tied_noise, kfac
 
 N, D, K = 60, 4, 2
 TRUE_LAMBDA, TRUE_NOISE = 2.0, np.array([0.05, 0.2])
@@ -102,7 +102,7 @@ def test_a_fixed_strength_gets_the_noise_that_maximizes_its_tied_evidence():
     est = AdaRegMultiTaskRegressor(adareg_layers="all", max_epochs=30, random_state=0).fit(X, Y)
     net = est.net_
     targets = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
-    curvature = kfac(net._adareg_module, [(torch.as_tensor(X), targets)], net.priors_.names)
+    curvature = kfac(net.regularized_module, [(torch.as_tensor(X), targets)], net.priors_.names)
     sse = curvature.sse.numpy()
 
     def negative(t):
@@ -131,7 +131,7 @@ def test_the_tied_noise_fit_converges_as_newtons_method_does(monkeypatch):
                                    max_epochs=20, random_state=0).fit(X, Y)
     net = est.net_
     targets = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
-    curvature = kfac(net._adareg_module, [(torch.as_tensor(X), targets)], net.priors_.names)
+    curvature = kfac(net.regularized_module, [(torch.as_tensor(X), targets)], net.priors_.names)
     calls = []
     evidence = KroneckerLaplace._evidence
 
@@ -245,7 +245,7 @@ def test_a_non_finite_evidence_is_a_divergence_naming_the_epoch(monkeypatch):
     def broken(*args, **kwargs):
         raise FloatingPointError("The log evidence is NaN or infinite.")
 
-    monkeypatch.setattr("sk_adareg._evidence.fit_hyperparameters", broken)
+    monkeypatch.setattr("sk_adareg._strength._evidence.fit_hyperparameters", broken)
     X, Y, _ = linear_model_data(N, seed=7)
     est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="auto", max_epochs=4,
                                    cov_update_every=2, random_state=0)

@@ -1,4 +1,4 @@
-"""Minibatches by slicing and inference in large chunks (sk_adareg._batches)."""
+"""Minibatches by slicing and inference in large chunks (sk_adareg._engine, sk_adareg._data)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,8 @@ from skorch.dataset import Dataset
 from torch.utils.data import DataLoader
 
 from sk_adareg import AdaRegMultiTaskRegressor
-from sk_adareg._batches import batch_loader, chunked_forward
+from sk_adareg._data import chunked_forward
+from sk_adareg._engine import batch_loader
 
 
 def arrays(n=10):
@@ -82,7 +83,7 @@ def test_chunked_forward_equals_one_forward_and_restores_the_mode(monkeypatch):
     module = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Dropout(0.5),
                                  torch.nn.Linear(5, 2))
     X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
-    monkeypatch.setattr("sk_adareg._batches.INFERENCE_BYTES", 4 * 8 * 7)  # 7 rows a chunk
+    monkeypatch.setattr("sk_adareg._data.INFERENCE_BYTES", 4 * 8 * 7)  # 7 rows a chunk
     out = chunked_forward(module, X, "cpu")
     module.eval()
     with torch.no_grad():

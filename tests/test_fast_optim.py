@@ -10,9 +10,9 @@ from skorch.callbacks import Callback, LRScheduler
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-import sk_adareg.net
+import sk_adareg._engine._epoch
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
-from sk_adareg._fast_optim import FusedAdamStep, adam_plan
+from sk_adareg._engine._adam import FusedAdamStep, adam_plan
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs CUDA"))]
@@ -171,7 +171,7 @@ def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_direct
               "cov_update_every": 2, "random_state": 0, **params}
     direct = Estimator(**kwargs).fit(X, y)
     assert len(count_direct) == 3 * 6  # every training step took it
-    monkeypatch.setattr(sk_adareg.net, "adam_plan", lambda optimizer: None)
+    monkeypatch.setattr(sk_adareg._engine._epoch, "adam_plan", lambda optimizer: None)
     reference = Estimator(**kwargs).fit(X, y)
     assert len(count_direct) == 18
     for (name, a), b in zip(direct.net_.module_.named_parameters(),

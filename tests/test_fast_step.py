@@ -8,12 +8,12 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
-import sk_adareg.net
+import sk_adareg._engine._epoch
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
-from sk_adareg._batches import WeightedTarget
-from sk_adareg._evidence import TargetWeightedMSELoss
-from sk_adareg._fast_step import FastStep, step_plan
-from sk_adareg._mlp import MLP
+from sk_adareg._data import WeightedTarget
+from sk_adareg._engine._step import FastStep, step_plan
+from sk_adareg._estimators._mlp import MLP
+from sk_adareg._losses import TargetWeightedMSELoss
 from sk_adareg.net import AdaRegNeuralNetRegressor
 
 
@@ -216,7 +216,7 @@ def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_steps,
               "cov_update_every": 4, "random_state": 0, **params}
     fast = Estimator(**kwargs).fit(X, y, **fit_params)
     assert count_steps == [32, 32, 26] * 12  # every training batch took it
-    monkeypatch.setattr(sk_adareg.net, "step_plan", lambda module, criterion: None)
+    monkeypatch.setattr(sk_adareg._engine._epoch, "step_plan", lambda module, criterion: None)
     slow = Estimator(**kwargs).fit(X, y, **fit_params)
     assert len(count_steps) == 36
     for (name, a), b in zip(fast.net_.module_.named_parameters(),

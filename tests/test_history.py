@@ -301,7 +301,7 @@ def test_the_quiet_epoch_keeps_a_tensor_per_chunk_not_per_batch():
 
 
 def test_the_loss_tape_reads_as_item_does():
-    from sk_adareg.net import _LossTape
+    from sk_adareg._engine import LossTape as _LossTape
 
     losses = [torch.tensor(v, dtype=torch.float32) for v in np.linspace(0, 1, 7)]
     losses += [torch.tensor([0.25], dtype=torch.float64), torch.tensor(3.0).expand(1)[0]]

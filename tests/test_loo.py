@@ -12,8 +12,9 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
-from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, callbacks
-from sk_adareg._loo import SCALES, _Linearized, press_scale, press_values
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
+from sk_adareg._strength import _policies
+from sk_adareg._strength._loo import SCALES, _Linearized, press_scale, press_values
 from sk_adareg.laplace import KroneckerLaplace, kfac
 from sk_adareg.prior import PriorCollection
 
@@ -88,7 +89,7 @@ def test_the_search_reads_the_data_again_when_it_does_not_keep_it(monkeypatch):
 
     kept = press_scale(module, ["weight"], laplace, chunks, {"weight": 0.7})
     assert len(reads) == 2  # the gradient, then the Jacobians once for both passes
-    monkeypatch.setattr("sk_adareg._loo._CACHE_BYTES", 0)
+    monkeypatch.setattr("sk_adareg._strength._loo._CACHE_BYTES", 0)
     reads.clear()
     again = press_scale(module, ["weight"], laplace, chunks, {"weight": 0.7})
     assert len(reads) == 3
@@ -104,7 +105,7 @@ def heavy_tailed(n=80, seed=0):
 
 def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
     seen = []
-    rescale = callbacks.rescale_strengths
+    rescale = _policies.rescale_strengths
 
     def recorded(net, dataset, laplace):
         before = dict(net.reg_lambda_)
@@ -120,8 +121,8 @@ def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
         searched.append(press)
         return alpha, press
 
-    monkeypatch.setattr(callbacks, "rescale_strengths", recorded)
-    monkeypatch.setattr("sk_adareg._loo.press_scale", search)
+    monkeypatch.setattr(_policies, "rescale_strengths", recorded)
+    monkeypatch.setattr("sk_adareg._strength._loo.press_scale", search)
     X, Y = heavy_tailed()
     est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(16,), reg_lambda="loo",
                                    adareg_layers="all", max_epochs=9, cov_update_every=3,

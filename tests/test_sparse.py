@@ -8,7 +8,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, _batches
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, _data
 
 FORMATS = [scipy.sparse.csr_matrix, scipy.sparse.csc_matrix, scipy.sparse.csr_array,
            scipy.sparse.csc_array]
@@ -47,7 +47,7 @@ def test_sparse_fit_equals_the_dense_fit_and_is_densified_by_batch(Estimator, fm
     dense = clone(est).fit(X, target)
     assert densified == []
     # Memory-sized chunks (the regressor's end-of-fit posterior) as small as a batch here.
-    monkeypatch.setattr(_batches, "INFERENCE_BYTES", 1)
+    monkeypatch.setattr(_data, "INFERENCE_BYTES", 1)
     sparse = est.fit(fmt(X), target)
     # training batches (16 rows), validation batches, the output check's batch and the
     # chunks of the posterior
@@ -56,7 +56,7 @@ def test_sparse_fit_equals_the_dense_fit_and_is_densified_by_batch(Estimator, fm
     np.testing.assert_array_equal(sparse.loss_curve_, dense.loss_curve_)
     np.testing.assert_array_equal(sparse.row_covariance_, dense.row_covariance_)
     # prediction in chunks of 40 rows here
-    monkeypatch.setattr(_batches, "INFERENCE_BYTES", 40 * 4 * (40 + 100 + 2))
+    monkeypatch.setattr(_data, "INFERENCE_BYTES", 40 * 4 * (40 + 100 + 2))
     densified.clear()
     method = "predict_proba" if Estimator is AdaRegClassifier else "predict"
     np.testing.assert_array_equal(getattr(sparse, method)(fmt(X)), getattr(dense, method)(X))

@@ -5,9 +5,9 @@ the per-operation overhead of autograd (recording the graph, then running
 it), not arithmetic: on a (50, 100, 7) network at batch 64, forward and
 backward through autograd take about 1.5 times as long as the same
 operations called directly. :func:`step_plan` recognizes the case where the
-backward pass is short to write, the estimators' :class:`~sk_adareg._mlp.MLP`
+backward pass is short to write, the estimators' :class:`~sk_adareg._estimators._mlp.MLP`
 of ``Linear`` and ``ReLU`` layers under ``CrossEntropyLoss``, ``MSELoss`` or
-:class:`~sk_adareg._evidence.TargetWeightedMSELoss`, and
+:class:`~sk_adareg.net.TargetWeightedMSELoss`, and
 :meth:`FastStep.__call__` runs that step with the kernels that autograd's
 backward calls, in its order and memory layouts: the gradients are the
 same to the last bit (``tests/test_fast_step.py`` checks it). Anything
@@ -23,10 +23,10 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
-from ._evidence import TargetWeightedMSELoss
-from ._mlp import MLP
+from .._estimators._mlp import MLP
+from .._losses import TargetWeightedMSELoss
 
-__all__ = []
+__all__ = ["FastStep", "step_plan"]
 
 _aten = torch.ops.aten
 # torch's global module hooks; the by-hand step would skip them.

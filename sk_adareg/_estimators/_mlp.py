@@ -31,7 +31,7 @@ class MLP(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sk_adareg._mlp import MLP
+    >>> from sk_adareg._estimators._mlp import MLP
     >>> MLP(21, 7, (256, 100))(torch.zeros(2, 21)).shape
     torch.Size([2, 7])
     """
@@ -72,7 +72,7 @@ class MLP(nn.Module):
 
         Examples
         --------
-        >>> from sk_adareg._mlp import MLP
+        >>> from sk_adareg._estimators._mlp import MLP
         >>> MLP(21, 7, (256, 100)).axis_names("hidden.2.weight")
         ('unit of hidden layer 1', 'unit of hidden layer 2')
         """

@@ -10,12 +10,14 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
-from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
-from ._batches import dense
-from ._evidence import TargetWeightedMSELoss, map_curvature
-from ._params import DEFAULTS
-from .laplace import KroneckerLaplace
-from .net import AdaRegNeuralNetRegressor
+from .._data import dense
+from .._kfac import map_curvature
+from .._losses import TargetWeightedMSELoss
+from .._params import DEFAULTS
+from .._strength import strength_policy
+from ..laplace import KroneckerLaplace
+from ..net import AdaRegNeuralNetRegressor
+from ._base import SHARED_ATTRIBUTES, SHARED_NOTES, SHARED_PARAMETERS, BaseAdaReg
 
 __all__ = ["AdaRegMultiTaskRegressor"]
 
@@ -23,7 +25,7 @@ __all__ = ["AdaRegMultiTaskRegressor"]
 _STD_CHUNK = 4096
 
 
-class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
+class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
     __doc__ = f"""Multitask neural network regressor with adaptive regularization (AdaReg).
 
     Trains a PyTorch network (through skorch) with a matrix-variate normal
@@ -36,7 +38,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one value per task", targets="tasks",
+    {SHARED_PARAMETERS.format(outputs="one value per task", targets="tasks",
                                stratified="", min_train="2 samples")}
 
     standardize_targets : bool, default=True
@@ -66,7 +68,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         ``feature_names_in_``). The displays of :mod:`sk_adareg.plotting`
         label the tasks with them.
 
-    {_SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
+    {SHARED_ATTRIBUTES.format(p="n_outputs", p_name="one row per task")}
 
     See Also
     --------
@@ -75,7 +77,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
 
     Notes
     -----
-    {_SHARED_NOTES}
+    {SHARED_NOTES}
 
     References
     ----------
@@ -106,7 +108,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
     _predictive = True
     _outputs_doc = "one value per task"
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
-        **_BaseAdaReg._parameter_constraints,
+        **BaseAdaReg._parameter_constraints,
         "standardize_targets": ["boolean"],
     }
 
@@ -280,8 +282,9 @@ class AdaRegMultiTaskRegressor(RegressorMixin, _BaseAdaReg):
         return y_train
 
     def _net_kwargs(self, n_outputs):
-        if isinstance(self.reg_lambda, str):
-            # "auto" learns a noise variance per task: the loss weighs each by its precision.
+        if strength_policy(self.reg_lambda).learned:
+            # Learned strengths come with a noise variance per task: the loss weighs each
+            # task by its precision.
             return {"criterion": TargetWeightedMSELoss, "criterion__n_outputs": n_outputs}
         return {}
 

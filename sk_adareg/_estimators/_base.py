@@ -21,21 +21,22 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from skorch.utils import to_numpy
 
-from ._batches import WeightedDataset, batch_loader, chunked_forward
-from ._evidence import fit_evidence, map_curvature
-from ._kfac import resolve_kfac_layers
-from ._mlp import MLP
-from ._params import (
+from .._data import WeightedDataset, chunked_forward
+from .._engine import batch_loader
+from .._kfac import map_curvature
+from .._params import (
     ADAREG_PARAMS,
     DEFAULTS,
     check_params,
     parameter_constraints,
     parameters_doc,
 )
-from .callbacks import DropBatchHistory, EpochProgressBar, ValidationScore
-from .exceptions import TrainingDivergedError
+from .._strength import strength_policy
+from ..callbacks import DropBatchHistory, EpochProgressBar, ValidationScore
+from ..exceptions import TrainingDivergedError
+from ._mlp import MLP
 
-__all__ = []
+__all__ = ["SHARED_ATTRIBUTES", "SHARED_NOTES", "SHARED_PARAMETERS", "BaseAdaReg"]
 
 
 @contextlib.contextmanager
@@ -121,7 +122,7 @@ def _keyword_names(func):
     return names, any(p.kind == p.VAR_KEYWORD for p in parameters)
 
 
-class _BaseAdaReg(BaseEstimator):
+class BaseAdaReg(BaseEstimator):
     """Base class of :class:`AdaRegClassifier` and :class:`AdaRegMultiTaskRegressor`.
 
     Subclasses set ``_net_class``, ``_criterion`` and ``_output_nonlinearity``
@@ -272,7 +273,7 @@ class _BaseAdaReg(BaseEstimator):
         bare = copy.copy(self)
         for name in nested:
             delattr(bare, name)
-        return super(_BaseAdaReg, bare).__sklearn_clone__().set_params(
+        return super(BaseAdaReg, bare).__sklearn_clone__().set_params(
             **clone(nested, safe=False))
 
     # -- validation ---------------------------------------------------------
@@ -550,7 +551,7 @@ class _BaseAdaReg(BaseEstimator):
         return self._continue(X, y, sample_weight, epochs=1, classes=classes)
 
     def _check_incremental(self):
-        if isinstance(self.reg_lambda, str):
+        if not strength_policy(self.reg_lambda).incremental:
             raise ValueError(
                 f"reg_lambda={self.reg_lambda!r} needs all the training data at once (the "
                 "strengths are learned from the whole training set); partial_fit and "
@@ -628,16 +629,8 @@ class _BaseAdaReg(BaseEstimator):
         ``"loo"`` the strengths stay those in force (the last update's), as
         for a numeric ``reg_lambda``: only the noise is fitted.
         """
-        learned = isinstance(self.reg_lambda, str)
-        if not (learned or self._predictive):
-            return None
-        if not learned:
-            try:
-                resolve_kfac_layers(net.module_, net.priors_.names)
-            except ValueError:  # a prior on another weight: no posterior, no return_std
-                return None
         try:
-            return fit_evidence(net, dataset, fit_strength=self.reg_lambda == "auto")
+            return net.strength_policy.posterior(net, dataset, self._predictive)
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence at the end of training is NaN or infinite ({exc}). "
@@ -708,7 +701,7 @@ class _BaseAdaReg(BaseEstimator):
 
 
 # numpydoc text of the parameters both estimators share, formatted into their docstrings.
-_SHARED_PARAMETERS_TEMPLATE = """\
+SHARED_PARAMETERS_TEMPLATE = """\
 module : torch.nn.Module class, instance or callable, default=None
         The network. ``None`` builds a multilayer perceptron from the data's
         shape at fit time (``hidden_layer_sizes``, ``dropout``, ``batch_norm``).
@@ -814,10 +807,10 @@ module : torch.nn.Module class, instance or callable, default=None
         again. Not with ``reg_lambda="auto"``."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
-_SHARED_PARAMETERS = _SHARED_PARAMETERS_TEMPLATE.replace(
+SHARED_PARAMETERS = SHARED_PARAMETERS_TEMPLATE.replace(
     "{adareg_parameters}", parameters_doc().replace("{", "{{").replace("}", "}}"))
 
-_SHARED_ATTRIBUTES = """\
+SHARED_ATTRIBUTES = """\
 row_covariance_ : ndarray of shape ({p}, {p})
         Row covariance ``Sigma_r`` of the prior on the last regularized
         weight, float64 ({p_name}).
@@ -884,7 +877,7 @@ row_covariance_ : ndarray of shape ({p}, {p})
     n_iter_ : int
         Number of epochs completed."""
 
-_SHARED_NOTES = """Nested parameters of the skorch net's components, ``module__*``,
+SHARED_NOTES = """Nested parameters of the skorch net's components, ``module__*``,
     ``optimizer__*``, ``criterion__*``, ``iterator_train__*``,
     ``iterator_valid__*`` and ``callbacks__*``, are set with
     :meth:`set_params` (as in ``GridSearchCV(est, {"module__width": [8,

@@ -12,14 +12,14 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from ._base import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMETERS, _BaseAdaReg
-from ._params import DEFAULTS
-from .net import AdaRegNeuralNetClassifier
+from .._params import DEFAULTS
+from ..net import AdaRegNeuralNetClassifier
+from ._base import SHARED_ATTRIBUTES, SHARED_NOTES, SHARED_PARAMETERS, BaseAdaReg
 
 __all__ = ["AdaRegClassifier"]
 
 
-class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
+class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
     __doc__ = f"""Neural network classifier with adaptive regularization (AdaReg).
 
     Trains a PyTorch network (through skorch) with a matrix-variate normal
@@ -32,7 +32,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
 
     Parameters
     ----------
-    {_SHARED_PARAMETERS.format(outputs="one logit per class", targets="classes",
+    {SHARED_PARAMETERS.format(outputs="one logit per class", targets="classes",
                                stratified=" (stratified by class)",
                                min_train="2 samples and one per class")}
 
@@ -47,7 +47,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
 
-    {_SHARED_ATTRIBUTES.format(p="n_classes", p_name="one row per class")}
+    {SHARED_ATTRIBUTES.format(p="n_classes", p_name="one row per class")}
 
     See Also
     --------
@@ -60,7 +60,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
     costs an eigendecomposition of each precision, O(p**3 + d**3), once
     every ``cov_update_every`` epochs.
 
-    {_SHARED_NOTES}
+    {SHARED_NOTES}
 
     References
     ----------
@@ -150,7 +150,7 @@ class AdaRegClassifier(ClassifierMixin, _BaseAdaReg):
         self.class_weight = class_weight
 
     _parameter_constraints: dict = {  # noqa: RUF012 (scikit-learn convention)
-        **_BaseAdaReg._parameter_constraints,
+        **BaseAdaReg._parameter_constraints,
         "class_weight": [None, StrOptions({"balanced"}), dict],
     }
 

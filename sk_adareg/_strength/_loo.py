@@ -1,8 +1,8 @@
 """``reg_lambda="loo"``: the priors' overall strength by approximate leave-one-out.
 
 ``reg_lambda="auto"`` sets the strength of every prior by the Laplace evidence
-(:mod:`sk_adareg._evidence`). On targets with heavy tails the evidence asks for far
-weaker priors than cross-validation picks (``benchmarks/README.md``). With ``"loo"``
+(:mod:`sk_adareg._strength._evidence`). On targets with heavy tails the evidence asks for far
+weaker priors than cross-validation picks (user guide, "Learning the strength"). With ``"loo"``
 every evidence update is followed by one factor ``alpha`` on all the strengths, the
 value of :data:`SCALES` that minimizes the approximate leave-one-out squared error
 (PRESS; Allen, 1974) of the network linearized at its current weights: the evidence
@@ -25,11 +25,11 @@ For a linear model with centred inputs, its bias at the optimum and no correlati
 between the targets in the prior (``Omega_r = I``), it is the exact leave-one-out
 error of the ridge fit. For a network the KFAC leverages are larger than those of the
 exact Gauss-Newton posterior, and PRESS with them asks for stronger priors
-(``benchmarks/exact_press.py``): what cross-validation picks on heavy-tailed targets.
+(user guide, "Learning the strength"): what cross-validation picks on heavy-tailed targets.
 The leverages of one point's targets are taken one at a time (the diagonal of its
 k x k block): leaving a point out with all its targets at once, as K-fold
 cross-validation does, is exact for correlated targets too, but it asked for stronger
-priors and scored lower on the benchmark sets (``benchmarks/README.md``).
+priors and scored lower on the benchmark sets.
 A linear layer's Jacobian at one point is the outer product of its output gradient and
 its input, so no per-point matrix is formed: the search (:func:`press_scale`) costs
 about ``32 n P`` multiply-adds (``P`` regularized weights) per update, for small data
@@ -43,9 +43,10 @@ import math
 import numpy as np
 import torch
 
-from ._batches import INFERENCE_BYTES, batch_loader
-from ._evidence import _LAMBDA_FLOOR, _chunk, _on_device
-from ._kfac import _eval_mode, output_gradients
+from .._data import INFERENCE_BYTES
+from .._kfac import eval_mode, output_gradients
+from ..laplace import LAMBDA_BOUNDS
+from ._evidence import curvature_batches, prior_scale
 
 __all__ = ["SCALES", "press_scale", "press_values", "rescale_strengths"]
 
@@ -66,7 +67,7 @@ def _data_gradients(module, names, batches):
     weights = [module.get_parameter(name) for name in names]
     total, grads = 0.0, [torch.zeros(w.shape, dtype=torch.float64, device=w.device)
                          for w in weights]
-    with _eval_mode(module), torch.enable_grad():
+    with eval_mode(module), torch.enable_grad():
         for batch in batches():
             X, y, w = _split(batch)
             f = module(X)
@@ -97,16 +98,12 @@ class _Linearized:
         self._cache = None
         self.layers = []
         for name, grad in zip(self.names, grads, strict=True):
-            layer = laplace._layers[name]
-            g, Qg = layer.spectrum(ones)
-            Qa = (layer.Ma @ layer.Lc).T  # Ma = Qa^T Lc^{-1}
-            W = laplace.curvature.layers[name].weight
-            row_map = layer.row_map(ones)
+            basis = laplace.eigenbasis(name, ones)
             self.layers.append({
-                "row_map": row_map, "column_map": layer.Ma, "lambda": float(strengths[name]),
-                "h": g[:, None] * layer.a[None, :],
-                "C": Qg.T @ layer.Lr.T @ W @ layer.Lc @ Qa,
-                "G": row_map @ grad.reshape(W.shape) @ layer.Ma.T})
+                "row_map": basis.row_map, "column_map": basis.column_map,
+                "lambda": float(strengths[name]), "h": basis.g[:, None] * basis.a[None, :],
+                "C": basis.weight,
+                "G": basis.row_map @ grad.reshape(basis.weight.shape) @ basis.column_map.T})
 
     def _mapped(self, X):
         """Per layer, each point's Jacobian in the eigenbasis: ``U[i, k] V[i]^T``."""
@@ -270,7 +267,7 @@ def press_scale(module, names, laplace, batches, strengths):
     Examples
     --------
     >>> import torch
-    >>> from sk_adareg._loo import press_scale
+    >>> from sk_adareg._strength._loo import press_scale
     >>> from sk_adareg.laplace import KroneckerLaplace, kfac
     >>> from sk_adareg.prior import PriorCollection
     >>> torch.manual_seed(0)
@@ -307,7 +304,7 @@ def rescale_strengths(net, dataset, laplace):
     Parameters
     ----------
     net : AdaRegMixin
-        With ``reg_lambda="loo"``, just after :func:`~sk_adareg._evidence.fit_evidence`.
+        With ``reg_lambda="loo"``, just after :func:`~sk_adareg._strength._evidence.fit_evidence`.
     dataset : skorch.dataset.Dataset
         The training data.
     laplace : KroneckerLaplace
@@ -323,17 +320,13 @@ def rescale_strengths(net, dataset, laplace):
         units the network trains on.
     """
     curvature = laplace.curvature
-    n_values = curvature.n_samples * curvature.n_outputs
     names = net.priors_.names
-    # In the loss's units c_l (targets alike): lambda_l = c_l n K at unit noise.
-    strengths = {name: max(float(net.reg_lambda_[name]) * n_values, _LAMBDA_FLOOR)
+    # From the loss's units c_l with the targets alike: lambda_l = c_l n K at unit noise.
+    n_values = prior_scale("gaussian", curvature.n_samples, [1.0] * curvature.n_outputs)
+    strengths = {name: max(float(net.reg_lambda_[name]) * n_values, LAMBDA_BOUNDS[0])
                  for name in names}
-
-    def batches():
-        return (_on_device(X, y, net.device)
-                for X, y in batch_loader(dataset, batch_size=_chunk(net, dataset)))
-
-    alpha, press = press_scale(net._adareg_module, names, laplace, batches, strengths)
+    alpha, press = press_scale(net.regularized_module, names, laplace,
+                               curvature_batches(net, dataset), strengths)
     net.reg_lambda_ = {name: alpha * lam / n_values for name, lam in strengths.items()}
     net.priors_.set_strengths(net.reg_lambda_)
     weights = getattr(net.criterion_, "target_weights", None)

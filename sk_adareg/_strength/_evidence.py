@@ -1,0 +1,153 @@
+"""The Laplace evidence of a net's priors, and the one conversion between two units of strength.
+
+A net trains on the mean data loss plus ``sum_l c_l Tr(Omega_r W_l Omega_c
+W_l^T)``. Under a Gaussian likelihood with noise variance ``sigma2_k`` per
+target (precision ``beta_k``) and a prior ``lambda_l Omega_c kron Omega_r``
+per weight, the negative log joint is ``1/2 sum_k beta_k SSE_k + 1/2 sum_l
+lambda_l pen_l``; divided by ``n K mean(beta) / 2`` it is the mean squared
+error with target weights ``beta_k / mean(beta)`` plus ``sum_l c_l pen_l``
+with ``c_l = lambda_l / (n K mean(beta))``. Under the categorical likelihood
+(cross-entropy) the mean loss corresponds to ``c_l = lambda_l / (2 n)``.
+:func:`prior_scale` is the factor between the two (the loss's ``c_l``, the
+prior's ``lambda_l``); :func:`fit_evidence` runs the evidence fit of
+:mod:`sk_adareg.laplace` at a net's weights.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import torch
+from skorch.utils import to_tensor
+from torch import nn
+
+from .._data import WeightedTarget, chunk_rows
+from .._engine import batch_loader
+from .._losses import likelihood_of
+from ..laplace import (
+    LAMBDA_BOUNDS,
+    NOISE_BOUNDS,
+    KroneckerLaplace,
+    fit_hyperparameters,
+    fit_tied_noise,
+    kfac,
+)
+
+__all__ = ["curvature_batches", "fit_evidence", "prior_scale"]
+
+
+def prior_scale(likelihood, n_samples, noise_variance=None):
+    """``lambda_l / c_l``: the factor from a strength in the loss's units to the prior's.
+
+    Parameters
+    ----------
+    likelihood : {"gaussian", "categorical"}
+    n_samples : int or float
+        The number of training samples (their total weight).
+    noise_variance : array-like of shape (k,), optional
+        Gaussian: the noise variance of each target (ones: the targets alike).
+
+    Returns
+    -------
+    scale : float
+        ``n K mean(beta)`` (Gaussian) or ``2 n`` (categorical).
+    """
+    if likelihood == "categorical":
+        return 2.0 * n_samples
+    beta = 1.0 / torch.as_tensor(noise_variance, dtype=torch.float64)
+    return n_samples * len(beta) * float(beta.mean())
+
+
+def _chunk(net, dataset):
+    """Rows per batch of a curvature pass: memory-sized, not the training batch size.
+
+    The pass keeps each layer's inputs and output gradients in float64 and runs
+    one backward pass per output, so a row costs about ``2 (k + 1)`` copies.
+    """
+    X = getattr(dataset, "X", None)
+    if not hasattr(X, "shape"):
+        return net.batch_size
+    module = net.regularized_module
+    linear = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    n_outputs = linear[-1].out_features if linear else 1
+    return max(net.batch_size, chunk_rows(module, X.shape[1:], copies=2 * (n_outputs + 1)))
+
+
+def _on_device(X, y, device):
+    """A batch for :func:`~sk_adareg.laplace.kfac`: ``(X, y)``, or ``(X, y, w)``."""
+    if isinstance(y, WeightedTarget):
+        return (to_tensor(X, device), to_tensor(y.y, device),
+                to_tensor(y.sample_weight, device))
+    return to_tensor(X, device), to_tensor(y, device)
+
+
+def curvature_batches(net, dataset):
+    """The training data of ``net`` for a curvature pass, on its device, in large chunks.
+
+    Parameters
+    ----------
+    net : AdaRegMixin
+    dataset : skorch.dataset.Dataset
+
+    Returns
+    -------
+    batches : callable
+        Returns a fresh iterable of ``(X, y)`` or ``(X, y, sample_weight)`` tensors.
+    """
+    size = _chunk(net, dataset)
+    return lambda: (_on_device(X, y, net.device)
+                    for X, y in batch_loader(dataset, batch_size=size))
+
+
+def fit_evidence(net, dataset, *, fit_strength):
+    """Fit the noise (and the strengths) of ``net`` to ``dataset`` by the Laplace evidence.
+
+    The curvature is computed at the net's current weights and precisions.
+    With ``fit_strength``, the strength of every prior and the noise
+    variances maximize the evidence; otherwise the strengths stay those in
+    force (``net.reg_lambda_``, in the loss's units) and only the noise is
+    fitted. The net's ``reg_lambda_`` (strengths in the loss's units),
+    ``noise_variance_`` (training units), the priors' strengths and the
+    criterion's target weights are set to the result.
+
+    Returns
+    -------
+    laplace : KroneckerLaplace
+        The posterior at the fitted hyperparameters.
+    """
+    likelihood = likelihood_of(net.criterion_)
+    curvature = kfac(net.regularized_module, curvature_batches(net, dataset)(),
+                     net.priors_.names, likelihood)
+    fit = curvature.sse if likelihood == "gaussian" else curvature.nll
+    if not torch.isfinite(fit).all():
+        raise FloatingPointError("the network's outputs on the training data are NaN or "
+                                 "infinite in float32")
+    n = curvature.n_samples
+    gaussian = likelihood == "gaussian"
+    floor = LAMBDA_BOUNDS[0]
+    noise = net.noise_variance_
+    if gaussian and noise is None:
+        noise = (curvature.sse / n).clamp_min(NOISE_BOUNDS[0]).tolist()
+    strengths = dict(net.reg_lambda_)
+    if fit_strength:
+        scale = prior_scale(likelihood, n, noise)
+        start = {name: max(c * scale, floor) for name, c in strengths.items()}
+        laplace = fit_hyperparameters(curvature, net.priors_, start,
+                                      noise if gaussian else None)
+    elif gaussian:
+        laplace = fit_tied_noise(curvature, net.priors_, strengths, noise)
+    else:
+        lam = {name: max(c * prior_scale(likelihood, n), floor)
+               for name, c in strengths.items()}
+        laplace = KroneckerLaplace(curvature, net.priors_, lam)
+    if gaussian:
+        noise = laplace.noise_variance.tolist()
+    scale = prior_scale(likelihood, n, noise)
+    if fit_strength:
+        strengths = {name: lam / scale for name, lam in laplace.reg_lambda.items()}
+        net.priors_.set_strengths(strengths)
+    net.reg_lambda_ = strengths
+    net.noise_variance_ = noise if gaussian else None
+    weights = getattr(net.criterion_, "target_weights", None)
+    if gaussian and weights is not None and fit_strength:
+        beta = 1.0 / torch.tensor(noise, dtype=torch.float64)
+        weights.copy_(beta / beta.mean())
+    return laplace

@@ -1,0 +1,182 @@
+"""What ``reg_lambda`` means: one strength policy per value, chosen in one place.
+
+The nets, their callbacks and the estimators never test ``reg_lambda`` themselves;
+they ask its policy (:func:`strength_policy`):
+
+- :class:`FixedStrength` (a number): ``reg_lambda * penalty`` joins the loss; the
+  evidence fits only the noise at the end (for ``return_std``).
+- :class:`EvidenceStrength`: a strength per regularized weight (and a noise
+  variance per target) by type-II maximum likelihood, the Laplace evidence of the
+  training data, after every precision update (:mod:`._evidence`).
+- :class:`LooStrength`: the evidence's strengths times the one factor that
+  minimizes the approximate leave-one-out error of the linearized network
+  (:mod:`._loo`).
+
+Strengths are kept in the loss's units (``c_l``, the factor of each penalty in the
+mean loss: ``net.reg_lambda_``); :func:`~._evidence.prior_scale` converts them to the
+prior's (``lambda_l``) where the evidence needs them.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import torch
+
+from .._layers import owning_layers
+from .._losses import likelihood_of
+from .._params import AUTO_START, LEARNED_STRENGTHS
+from ..distributed import process_count
+from ._evidence import fit_evidence
+from ._loo import rescale_strengths
+
+__all__ = ["EvidenceStrength", "FixedStrength", "LooStrength", "strength_policy"]
+
+
+class FixedStrength:
+    """A numeric ``reg_lambda``: the same strength on every regularized weight.
+
+    Parameters
+    ----------
+    value : float
+        ``reg_lambda``, the factor of the penalty in the mean loss.
+    """
+
+    learned = False
+    incremental = True  # partial_fit and warm_start may continue under it
+
+    def __init__(self, value):
+        self.value = value
+        self.scale = float(value)  # the penalty's factor in the loss
+        self.active = bool(value)  # whether the loss has a penalty at all
+
+    def __repr__(self):
+        return f"FixedStrength({self.value!r})"
+
+    def initialize(self, net, names):
+        """The strengths when the net's priors are built."""
+        net.reg_lambda_ = dict.fromkeys(names, self.value)
+        net.noise_variance_ = None
+
+    def begin(self, net, X):
+        """At the start of training: the priors' relative strengths are 1."""
+        net.priors_.strengths.fill_(1.0)
+        net.reg_lambda_ = dict.fromkeys(net.priors_.names, self.value)
+
+    def update(self, net, dataset):
+        """After a precision update: nothing to learn; no history records."""
+        return {}
+
+    def posterior(self, net, dataset, predictive):
+        """The Laplace posterior at the end of training, where the estimator needs one.
+
+        At a fixed strength only the noise is fitted (regression), and only where
+        ``predictive`` and every regularized weight is linear or convolutional.
+        """
+        if not predictive:
+            return None
+        try:
+            owning_layers(net.regularized_module, net.priors_.names)
+        except ValueError:  # a prior on another weight: no posterior, no return_std
+            return None
+        return fit_evidence(net, dataset, fit_strength=False)
+
+
+class EvidenceStrength:
+    """Strengths (and noise variances) learned by the Laplace evidence of the training data.
+
+    They start at :data:`~sk_adareg._params.AUTO_START` and are refitted after
+    every precision update; the end of training fits them once more to the final
+    weights (the last block of the coordinate descent).
+    """
+
+    name = "auto"
+    learned = True
+    incremental = False
+    active = True
+    scale = 1.0  # the learned strengths live in the priors' strengths
+    # Whether the end-of-training posterior refits the strengths (else the noise only).
+    final_strengths = True
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def initialize(self, net, names):
+        net.reg_lambda_ = dict.fromkeys(names, AUTO_START)
+        net.noise_variance_ = None
+        net.priors_.set_strengths(net.reg_lambda_)
+
+    def begin(self, net, X):
+        """Check, before training, what the evidence will need."""
+        if process_count(net) > 1:
+            raise ValueError(
+                f"reg_lambda={self.name!r} does not support data-parallel training "
+                "yet: the evidence needs the curvature of all the training data. Use a "
+                "numeric reg_lambda, e.g. the reg_lambda_ of a single-process fit.")
+        owning_layers(net.regularized_module, net.priors_.names)
+        likelihood_of(net.criterion_)
+
+    def update(self, net, dataset):
+        """Refit the strengths to the current weights; the history records."""
+        return self._records(net, dataset, fit_evidence(net, dataset, fit_strength=True))
+
+    def _records(self, net, dataset, laplace):
+        return {"log_evidence": laplace.log_evidence()}
+
+    def posterior(self, net, dataset, predictive):
+        return fit_evidence(net, dataset, fit_strength=self.final_strengths)
+
+
+class LooStrength(EvidenceStrength):
+    """The evidence's strengths, times the factor with the least leave-one-out error.
+
+    After each evidence fit, every strength is multiplied by the factor of
+    :data:`~sk_adareg._strength._loo.SCALES` that minimizes the approximate
+    leave-one-out squared error (PRESS) of the linearized network, and the targets
+    are weighed alike; the end of training fits the noise only, at the strengths in
+    force. Regression with ``nn.Linear`` weights only.
+    """
+
+    name = "loo"
+    final_strengths = False
+
+    def begin(self, net, X):
+        super().begin(net, X)
+        if X is not None and hasattr(X, "__len__") and len(X) < 2:
+            raise ValueError(
+                "reg_lambda='loo' leaves one sample out: it needs at least 2 training "
+                f"samples, got {len(X)} sample.")
+        if likelihood_of(net.criterion_) != "gaussian":
+            raise ValueError(
+                "reg_lambda='loo' chooses the strength by the leave-one-out squared error "
+                "and needs a squared-error criterion (MSELoss); got "
+                f"{type(net.criterion_).__name__}. Use reg_lambda='auto' for classification.")
+        for name, layer in owning_layers(net.regularized_module, net.priors_.names).items():
+            if not isinstance(layer, torch.nn.Linear):
+                raise ValueError(
+                    f"reg_lambda='loo' needs every regularized weight to be an nn.Linear's; "
+                    f"{name!r} is the weight of a {type(layer).__name__}. Use "
+                    "reg_lambda='auto'.")
+
+    def _records(self, net, dataset, laplace):
+        records = super()._records(net, dataset, laplace)
+        scale, mse = rescale_strengths(net, dataset, laplace)
+        return {**records, "loo_scale": scale, "loo_mse": mse}
+
+
+_LEARNED = {"auto": EvidenceStrength, "loo": LooStrength}
+assert set(_LEARNED) == set(LEARNED_STRENGTHS)
+
+
+def strength_policy(reg_lambda):
+    """The policy of a value of ``reg_lambda``: a number, or a name of ``LEARNED_STRENGTHS``.
+
+    Parameters
+    ----------
+    reg_lambda : float or str
+
+    Returns
+    -------
+    policy : FixedStrength, EvidenceStrength or LooStrength
+    """
+    if isinstance(reg_lambda, str):
+        return _LEARNED[reg_lambda]()
+    return FixedStrength(reg_lambda)
