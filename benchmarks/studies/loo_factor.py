@@ -2,12 +2,12 @@
 
 ``reg_lambda="loo"`` (all layers, 200 epochs) is more than 0.01 below the best
 cross-validated neural variant on seven of the twelve sets of ``multitarget.py``
-(``benchmarks/README.md``). This study asks in which direction its strength errs
+(``benchmarks/studies/README.md``). This study asks in which direction its strength errs
 there. After every strength update of "loo" a callback multiplies all the strengths
 by a fixed factor ``c`` (0.1, 0.3, 1 or 3; 1 is "loo" as shipped), so the rest of the fit
 (the evidence's layer shape, the noise, the end-of-fit posterior) follows as usual,
 and the test R² of each factor is reported per set, beside the best cross-validated
-neural variant and the Gaussian process of ``results/multitarget.csv``.
+neural variant and the Gaussian process of ``benchmarks/results/multitarget.csv``.
 
 Nothing here is chosen on the test part: the factors are fixed in advance and no
 setting of the library comes from this table. If "loo" erred in one direction on
@@ -16,12 +16,13 @@ different sets, no constant can, and the criterion itself must tell the sets apa
 
 Run from the repository root::
 
-    python benchmarks/loo_factor.py                  # every set, 5 repetitions
-    python benchmarks/loo_factor.py --repetitions 1 --sets edm scpf
+    python benchmarks/studies/loo_factor.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_factor.py --repetitions 1 --sets edm scpf
 
-Writes ``benchmarks/results/loo_factor.md`` and ``loo_factor.csv``.
+Writes ``benchmarks/studies/results/loo_factor.md`` and ``loo_factor.csv``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 from _common import write_study
 from _strength_study import comparison, timed_row
 from multitarget import run_over_sets

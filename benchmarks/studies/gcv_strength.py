@@ -22,20 +22,21 @@ values ("coordinate"), and jointly over the two layers ("joint grid").
 
 It reports the test R² per set, at 60 epochs (``multitarget.py``'s training length)
 and 200 (the estimators' default), beside the best cross-validated neural variant
-and the Gaussian process of ``results/multitarget.csv`` (60 epochs). The GCV code
+and the Gaussian process of ``benchmarks/results/multitarget.csv`` (60 epochs). The GCV code
 lives here, not in the library: it reads the private eigenbases of
 :class:`sk_adareg.laplace.KroneckerLaplace`.
 
 Run from the repository root::
 
-    python benchmarks/gcv_strength.py                  # every set, 5 repetitions
-    python benchmarks/gcv_strength.py --repetitions 1 --sets scpf enb
+    python benchmarks/studies/gcv_strength.py                  # every set, 5 repetitions
+    python benchmarks/studies/gcv_strength.py --repetitions 1 --sets scpf enb
 
-Writes ``benchmarks/results/gcv_strength.md``.
+Writes ``benchmarks/studies/results/gcv_strength.md``.
 """
 
 import math
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 from _common import write_report

@@ -10,17 +10,18 @@ exactly as the tuned variants of ``multitarget.py`` are chosen (``GridSearchCV``
 protocol: the same folds, preprocessing and target scaling fitted inside each fold,
 the estimator's R² on the held-out fold), and takes the factor with the best mean fold
 score. Its test R² is that of the fit with this factor on the whole training part,
-read from ``results/loo_factor.csv`` (the same fit: same split, seed and callbacks).
+read from ``benchmarks/studies/results/loo_factor.csv`` (the same fit: same split, seed
+and callbacks).
 
 The factor is chosen on the training part only; the test part is read once, for the
 chosen factor.
 
-Run from the repository root, after ``python benchmarks/loo_factor.py``::
+Run from the repository root, after ``python benchmarks/studies/loo_factor.py``::
 
-    python benchmarks/loo_factor_cv.py                  # every set, 5 repetitions (~20 min)
-    python benchmarks/loo_factor_cv.py --repetitions 1 --sets edm scpf
+    python benchmarks/studies/loo_factor_cv.py                # every set, 5 repetitions (~20 min)
+    python benchmarks/studies/loo_factor_cv.py --repetitions 1 --sets edm scpf
 
-Writes ``benchmarks/results/loo_factor_cv.md`` and ``loo_factor_cv.csv`` (one row per
+Writes ``benchmarks/studies/results/loo_factor_cv.md`` and ``loo_factor_cv.csv`` (one row per
 set, repetition and factor: the mean and the folds' R²; resumed where it stopped).
 """
 
@@ -28,10 +29,11 @@ import json
 import time
 import warnings
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 import torch
-from _common import RESULTS, completed, run_and_save, write_report
+from _common import STUDY_RESULTS, completed, run_and_save, write_report
 from joblib import delayed
 from loo_factor import EPOCHS, FACTORS, ScaleAfterUpdate, label
 from multitarget import CV_FOLDS, benchmark_sets, preprocessing, split, study_arguments
@@ -85,7 +87,7 @@ def chosen_factors(cv):
 
 
 def report(cv, sets, repetitions):
-    tests = pd.read_csv(RESULTS / "loo_factor.csv")
+    tests = pd.read_csv(STUDY_RESULTS / "loo_factor.csv")
     tests = tests[tests["rep"] < repetitions].set_index(["set", "rep", "criterion"])
     choice = chosen_factors(cv)
     rows = []
@@ -130,7 +132,7 @@ def report(cv, sets, repetitions):
 def main():
     args = study_arguments(__doc__.splitlines()[0])
     sets, data = benchmark_sets(args.sets)
-    path = RESULTS / "loo_factor_cv.csv"
+    path = STUDY_RESULTS / "loo_factor_cv.csv"
     rows, finished = completed(path)
     calls = [delayed(run_one)(s, rep, f, data[s])
              for rep in range(args.repetitions) for s in sets for f in FACTORS

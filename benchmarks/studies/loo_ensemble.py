@@ -4,7 +4,7 @@ is the variance of one network (a diagnostic for issue 11)
 ``reg_lambda="loo"`` on all layers, trained the shipped 200 epochs, reaches the Gaussian
 process's mean R² on the twelve sets of ``multitarget.py`` but stays more than 0.01 below
 the best cross-validated neural variant on seven of them, by 0.02-0.06
-(``results/multitarget.md``). On a few hundred rows one network's test error has a
+(``benchmarks/results/multitarget.md``). On a few hundred rows one network's test error has a
 large part that depends on its seed alone (initialization and batch order). This study
 fits, on each split of ``multitarget.py``, five "loo" networks that differ only in
 ``random_state`` (the first is the study's and the benchmark's own, ``random_state=rep``)
@@ -15,15 +15,16 @@ that it is worth it.
 
 Run from the repository root::
 
-    python benchmarks/loo_ensemble.py                  # every set, 5 repetitions
-    python benchmarks/loo_ensemble.py --repetitions 1 --sets atp1d scpf
+    python benchmarks/studies/loo_ensemble.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_ensemble.py --repetitions 1 --sets atp1d scpf
 
-Writes ``benchmarks/results/loo_ensemble.md`` and ``loo_ensemble.csv``.
+Writes ``benchmarks/studies/results/loo_ensemble.md`` and ``loo_ensemble.csv``.
 """
 
 import time
 import warnings
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 import torch

@@ -12,15 +12,16 @@ Nothing is chosen on the test part and no setting of the library comes from this
 
 Run from the repository root::
 
-    python benchmarks/loo_shape.py                  # every set, 5 repetitions (~5 min)
-    python benchmarks/loo_shape.py --repetitions 1 --sets atp1d scpf
+    python benchmarks/studies/loo_shape.py                  # every set, 5 repetitions (~5 min)
+    python benchmarks/studies/loo_shape.py --repetitions 1 --sets atp1d scpf
 
-Writes ``benchmarks/results/loo_shape.md`` and ``loo_shape.csv``.
+Writes ``benchmarks/studies/results/loo_shape.md`` and ``loo_shape.csv``.
 """
 
 import math
 from unittest import mock
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 from _strength_study import comparison_study, loo_row
 
 import sk_adareg.callbacks

@@ -13,15 +13,16 @@ units, as ``reg_lambda_``) and the evidence of each at both.
 
 Run from the repository root::
 
-    python benchmarks/exact_evidence.py --repetitions 1   # every small set, ~10 min
-    python benchmarks/exact_evidence.py --repetitions 1 --sets scpf slump
+    python benchmarks/studies/exact_evidence.py --repetitions 1   # every small set, ~10 min
+    python benchmarks/studies/exact_evidence.py --repetitions 1 --sets scpf slump
 
-Writes ``benchmarks/results/exact_evidence.md``.
+Writes ``benchmarks/studies/results/exact_evidence.md``.
 """
 
 import copy
 import math
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import torch
 from _common import write_report

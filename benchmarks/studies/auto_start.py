@@ -12,12 +12,13 @@ choosing between the two runs by the evidence, on the training data alone, would
 
 Run from the repository root::
 
-    python benchmarks/auto_start.py                 # every set, 5 repetitions
-    python benchmarks/auto_start.py --repetitions 1 --sets osales andro
+    python benchmarks/studies/auto_start.py                 # every set, 5 repetitions
+    python benchmarks/studies/auto_start.py --repetitions 1 --sets osales andro
 
-Writes ``benchmarks/results/auto_start.md``.
+Writes ``benchmarks/studies/results/auto_start.md``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 import torch

@@ -13,12 +13,13 @@ target on the training part: how heavy the targets' tails are.
 
 Run from the repository root::
 
-    python benchmarks/evidence_trace.py                 # every set, 5 repetitions
-    python benchmarks/evidence_trace.py --repetitions 1 --sets scpf enb
+    python benchmarks/studies/evidence_trace.py                 # every set, 5 repetitions
+    python benchmarks/studies/evidence_trace.py --repetitions 1 --sets scpf enb
 
-Writes ``benchmarks/results/evidence_trace.md``.
+Writes ``benchmarks/studies/results/evidence_trace.md``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 import torch

@@ -15,12 +15,13 @@ intercept, other biases held, as in the library), and prints the factor each pic
 
 Run from the repository root::
 
-    python benchmarks/exact_press.py --repetitions 1   # every small set, ~3 min
-    python benchmarks/exact_press.py --repetitions 1 --sets scpf slump
+    python benchmarks/studies/exact_press.py --repetitions 1   # every small set, ~3 min
+    python benchmarks/studies/exact_press.py --repetitions 1 --sets scpf slump
 
-Writes ``benchmarks/results/exact_press.md``.
+Writes ``benchmarks/studies/results/exact_press.md``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import torch
 from _common import write_report

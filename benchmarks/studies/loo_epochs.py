@@ -1,15 +1,15 @@
 """Does the leave-one-out error pick the training length? (a diagnostic for issue 11)
 
 ``reg_lambda="loo"`` (all layers, 200 epochs) is more than 0.01 below the best
-cross-validated neural variant on seven of the twelve sets of ``multitarget.py``; on
-two of them (atp1d, oes97) the 60-epoch cross-validated fits are ahead of any factor on
-its strengths (``results/loo_factor.md``). This asks whether the training length is
-what is missing, and whether the criterion "loo" already computes could choose it:
-at every strength update the history records ``loo_mse``, the approximate leave-one-out
-mean squared error of the network linearized there. A callback keeps the network's
-test outputs at every update (``evidence_trace.TestOutputs``: it draws no random number, so
-the fits are those of ``multitarget.py``; the test part is only read), and the report
-gives per set the test R²
+cross-validated neural variant on seven of the twelve sets of ``multitarget.py``; on two of
+them (atp1d, oes97) the 60-epoch cross-validated fits are ahead of any factor on its
+strengths (``benchmarks/studies/results/loo_factor.md``). This asks whether the training
+length is what is missing, and whether the criterion "loo" already computes could choose
+it: at every strength update the history records ``loo_mse``, the approximate leave-one-out
+mean squared error of the network linearized there. A callback keeps the network's test
+outputs at every update (``evidence_trace.TestOutputs``: it draws no random number, so the
+fits are those of ``multitarget.py``; the test part is only read), and the report gives per
+set the test R²
 
 - at the end of training (as shipped),
 - at the update with the lowest ``loo_mse`` (what keeping those weights, as
@@ -19,17 +19,18 @@ gives per set the test R²
   choice of the epoch could give),
 
 beside the best cross-validated neural variant and the Gaussian process of
-``results/multitarget.csv``, and the rank correlation, within each fit, between
+``benchmarks/results/multitarget.csv``, and the rank correlation, within each fit, between
 ``loo_mse`` and the test mean squared error over the updates.
 
 Run from the repository root::
 
-    python benchmarks/loo_epochs.py                  # every set, 5 repetitions
-    python benchmarks/loo_epochs.py --repetitions 1 --sets atp1d oes97
+    python benchmarks/studies/loo_epochs.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_epochs.py --repetitions 1 --sets atp1d oes97
 
-Writes ``benchmarks/results/loo_epochs.md`` and ``loo_epochs.csv``.
+Writes ``benchmarks/studies/results/loo_epochs.md`` and ``loo_epochs.csv``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 from _common import RESULTS, write_study

@@ -22,15 +22,16 @@ this table.
 
 Run from the repository root::
 
-    python benchmarks/loo_likelihood.py                  # every set, 5 repetitions
-    python benchmarks/loo_likelihood.py --repetitions 1 --sets atp1d scpf
+    python benchmarks/studies/loo_likelihood.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_likelihood.py --repetitions 1 --sets atp1d scpf
 
-Writes ``benchmarks/results/loo_likelihood.md`` and ``loo_likelihood.csv``.
+Writes ``benchmarks/studies/results/loo_likelihood.md`` and ``loo_likelihood.csv``.
 """
 
 import math
 from unittest import mock
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import torch
 from _strength_study import comparison_study, loo_row
 

@@ -17,14 +17,15 @@ setting of the library comes from this table.
 
 Run from the repository root::
 
-    python benchmarks/loo_one_se.py                  # every set, 5 repetitions
-    python benchmarks/loo_one_se.py --repetitions 1 --sets atp1d scpf
+    python benchmarks/studies/loo_one_se.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_one_se.py --repetitions 1 --sets atp1d scpf
 
-Writes ``benchmarks/results/loo_one_se.md`` and ``loo_one_se.csv``.
+Writes ``benchmarks/studies/results/loo_one_se.md`` and ``loo_one_se.csv``.
 """
 
 from unittest import mock
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import torch
 from _strength_study import comparison_study, loo_row

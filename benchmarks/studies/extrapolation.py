@@ -18,17 +18,18 @@ Nothing is tuned on the test part.
 
 Run from the repository root::
 
-    python benchmarks/extrapolation.py              # every set, 5 repetitions, 60 epochs
-    python benchmarks/extrapolation.py --sets osales --repetitions 5
+    python benchmarks/studies/extrapolation.py              # every set, 5 repetitions, 60 epochs
+    python benchmarks/studies/extrapolation.py --sets osales --repetitions 5
 
-Writes ``benchmarks/results/extrapolation.{md,csv}``.
+Writes ``benchmarks/studies/results/extrapolation.{md,csv}``.
 """
 
 import warnings
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import torch
-from _common import RESULTS, write_report
+from _common import STUDY_RESULTS, write_report
 from multitarget import prepared, run_over_sets, scores
 from threadpoolctl import threadpool_limits
 
@@ -64,8 +65,8 @@ def run_one(name, rep, method, data):
 
 def main():
     args, sets, results = run_over_sets(__doc__.splitlines()[0], run_one, METHODS)
-    RESULTS.mkdir(exist_ok=True)
-    results.to_csv(RESULTS / "extrapolation.csv", index=False)
+    STUDY_RESULTS.mkdir(exist_ok=True)
+    results.to_csv(STUDY_RESULTS / "extrapolation.csv", index=False)
     first = results[results["method"] == next(iter(METHODS))]
     inputs = first.groupby("set").agg(
         max_abs_z_train=("max_abs_z_train", "max"), max_abs_z_test=("max_abs_z_test", "max"),

@@ -32,18 +32,19 @@ Two searches over a log grid:
 
 It reports the test R² per set, at 60 epochs (``multitarget.py``'s training length)
 and 200 (the estimators' default), beside the best cross-validated neural variant and
-the Gaussian process of ``results/multitarget.csv`` (60 epochs), and the fit times.
+the Gaussian process of ``benchmarks/results/multitarget.csv`` (60 epochs), and the fit times.
 The code lives here, not in the library: it reads the private eigenbases of
 :class:`sk_adareg.laplace.KroneckerLaplace`.
 
 Run from the repository root::
 
-    python benchmarks/loo_strength.py                  # every set, 5 repetitions
-    python benchmarks/loo_strength.py --repetitions 1 --sets scpf enb
+    python benchmarks/studies/loo_strength.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_strength.py --repetitions 1 --sets scpf enb
 
-Writes ``benchmarks/results/loo_strength.md``.
+Writes ``benchmarks/studies/results/loo_strength.md``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 from _common import write_study
 from _strength_study import (

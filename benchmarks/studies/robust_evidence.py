@@ -21,14 +21,15 @@ is only scored.
 
 Run from the repository root::
 
-    python benchmarks/robust_evidence.py                  # every set, 5 repetitions
-    python benchmarks/robust_evidence.py --repetitions 1 --sets scpf enb
+    python benchmarks/studies/robust_evidence.py                  # every set, 5 repetitions
+    python benchmarks/studies/robust_evidence.py --repetitions 1 --sets scpf enb
 
-Writes ``benchmarks/results/robust_evidence.md``.
+Writes ``benchmarks/studies/results/robust_evidence.md``.
 """
 
 import math
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import torch
 from _common import write_report

@@ -17,19 +17,20 @@ PRESS takes the strengths at unit noise: with noise precisions ``beta_k`` the
 evidence's ``lambda_l`` is divided by ``mean(beta)`` (PRESS weighs the targets alike).
 
 It reports the test R² per set at 60 and 200 epochs beside the best cross-validated
-neural variant and the Gaussian process of ``results/multitarget.csv`` (60 epochs), and
+neural variant and the Gaussian process of ``benchmarks/results/multitarget.csv`` (60 epochs), and
 each variant's fit time over the evidence's with the same epochs, paired by split.
 The code lives here, not in the library: it reads the private eigenbases of
 :class:`sk_adareg.laplace.KroneckerLaplace`.
 
 Run from the repository root::
 
-    python benchmarks/loo_noise.py                  # every set, 5 repetitions
-    python benchmarks/loo_noise.py --repetitions 1 --sets scpf enb
+    python benchmarks/studies/loo_noise.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_noise.py --repetitions 1 --sets scpf enb
 
-Writes ``benchmarks/results/loo_noise.md`` and ``.csv``.
+Writes ``benchmarks/studies/results/loo_noise.md`` and ``.csv``.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import torch
 from _common import write_study
 from _strength_study import AfterEvidenceUpdate, comparison, comparison_lines, timed_row

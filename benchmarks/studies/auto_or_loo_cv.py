@@ -1,40 +1,41 @@
 """Would cross-validation on the training part tell which of "auto" and "loo" to use? (a
 diagnostic for issue 11)
 
-At the shipped 200 epochs, ``reg_lambda="auto"`` on all layers is within 0.015 of the
-best cross-validated neural variant on every set whose targets have light tails and fails
-on the heavy-tailed ones, and ``reg_lambda="loo"`` the other way round
-(``results/uncertainty.md``); at 60 epochs "auto" is closer still on the light-tailed sets
-(``results/multitarget.md``). This study asks whether refitting on the training part tells
-the regimes apart: for each split of ``multitarget.py`` it scores each candidate, "auto"
-and "loo" on all layers at 200 and at 60 epochs, by 3-fold cross-validation on the
-training part with the protocol of ``loo_factor_cv.py`` (that of ``GridSearchCV`` in
-``multitarget.py``), and takes the best, among "auto" and "loo" at 200 epochs and among
-all four. The test R² and coverage of a candidate are those of its fit on the whole
-training part, as ``uncertainty.py`` fits and scores it (same split, seed and settings).
-Two more choices take the regime by shorter folds (60 epochs) and train it 200 epochs, and
-repeat the first choice with the folds' seed shifted (by 100 and by 200), to see how much
-of it is the folds' luck.
+At the shipped 200 epochs, ``reg_lambda="auto"`` on all layers is within 0.015 of the best
+cross-validated neural variant on every set whose targets have light tails and fails on the
+heavy-tailed ones, and ``reg_lambda="loo"`` the other way round
+(``benchmarks/results/uncertainty.md``); at 60 epochs "auto" is closer still on the
+light-tailed sets (``benchmarks/results/multitarget.md``). This study asks whether
+refitting on the training part tells the regimes apart: for each split of
+``multitarget.py`` it scores each candidate, "auto" and "loo" on all layers at 200 and at
+60 epochs, by 3-fold cross-validation on the training part with the protocol of
+``loo_factor_cv.py`` (that of ``GridSearchCV`` in ``multitarget.py``), and takes the best,
+among "auto" and "loo" at 200 epochs and among all four. The test R² and coverage of a
+candidate are those of its fit on the whole training part, as ``uncertainty.py`` fits and
+scores it (same split, seed and settings). Two more choices take the regime by shorter
+folds (60 epochs) and train it 200 epochs, and repeat the first choice with the folds' seed
+shifted (by 100 and by 200), to see how much of it is the folds' luck.
 
 Rows made elsewhere are read, not refitted: the folds of "loo" at 200 epochs from
-``results/loo_factor_cv.csv`` (factor 1) and the 200-epoch test fits from
-``results/uncertainty.csv``. The choice is made on the training part only; the test part
+``benchmarks/studies/results/loo_factor_cv.csv`` (factor 1) and the 200-epoch test fits from
+``benchmarks/results/uncertainty.csv``. The choice is made on the training part only; the test part
 is read once per candidate.
 
-Run from the repository root, after ``python benchmarks/loo_factor_cv.py`` and
+Run from the repository root, after ``python benchmarks/studies/loo_factor_cv.py`` and
 ``python benchmarks/uncertainty.py``::
 
-    python benchmarks/auto_or_loo_cv.py                  # every set, 5 repetitions
-    python benchmarks/auto_or_loo_cv.py --repetitions 1 --sets edm scpf
+    python benchmarks/studies/auto_or_loo_cv.py                  # every set, 5 repetitions
+    python benchmarks/studies/auto_or_loo_cv.py --repetitions 1 --sets edm scpf
 
-Writes ``benchmarks/results/auto_or_loo_cv.md``, ``auto_or_loo_cv.csv`` (one row per
+Writes ``benchmarks/studies/results/auto_or_loo_cv.md``, ``auto_or_loo_cv.csv`` (one row per
 set, repetition and candidate cross-validated here: the mean and the folds' R²) and
 ``auto_or_loo_cv_tests.csv`` (the 60-epoch test fits, as ``uncertainty.csv``'s rows);
 both resume where they stopped.
 """
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import pandas as pd
-from _common import RESULTS, completed, run_and_save, write_report
+from _common import RESULTS, STUDY_RESULTS, completed, run_and_save, write_report
 from joblib import delayed
 from loo_factor import FACTORS, label
 from loo_factor_cv import cross_validated
@@ -99,9 +100,9 @@ def candidate_rows(cv, tests, sets, repetitions):
     """Per (set, rep, candidate): the CV R²; and, of the fitted ones, the test R², coverage
     and NLL."""
     names = {label(f): scaled_loo(f) for f in FACTORS}
-    loo_cv = pd.read_csv(RESULTS / "loo_factor_cv.csv").assign(
+    loo_cv = pd.read_csv(STUDY_RESULTS / "loo_factor_cv.csv").assign(
         method=lambda t: t["method"].map(names))
-    scaled = pd.read_csv(RESULTS / "loo_factor.csv").rename(columns={"criterion": "method"})
+    scaled = pd.read_csv(STUDY_RESULTS / "loo_factor.csv").rename(columns={"criterion": "method"})
     scaled = scaled[scaled["method"] != label(1.0)].assign(
         method=lambda t: t["method"].map(names))
     shipped = pd.read_csv(RESULTS / "uncertainty.csv")
@@ -194,10 +195,10 @@ def resume(path, run, candidates, sets, data, repetitions, n_jobs, what):
 def main():
     args = study_arguments(__doc__.splitlines()[0])
     sets, data = benchmark_sets(args.sets)
-    cv = resume(RESULTS / "auto_or_loo_cv.csv", run_cv,
+    cv = resume(STUDY_RESULTS / "auto_or_loo_cv.csv", run_cv,
                 [c for c in CANDIDATES if c not in CV_ELSEWHERE], sets, data,
                 args.repetitions, args.n_jobs, "cross-validations")
-    tests = resume(RESULTS / "auto_or_loo_cv_tests.csv", run_test, TESTED_HERE, sets, data,
+    tests = resume(STUDY_RESULTS / "auto_or_loo_cv_tests.csv", run_test, TESTED_HERE, sets, data,
                    args.repetitions, args.n_jobs, "test fits")
     body = report(*candidate_rows(cv, tests, sets, args.repetitions), sets, args.repetitions)
     print(body)

@@ -15,15 +15,16 @@ chosen on the test part and no setting of the library comes from this table.
 
 Run from the repository root::
 
-    python benchmarks/loo_per_layer.py                  # every set, 5 repetitions
-    python benchmarks/loo_per_layer.py --repetitions 1 --sets atp1d scpf
+    python benchmarks/studies/loo_per_layer.py                  # every set, 5 repetitions
+    python benchmarks/studies/loo_per_layer.py --repetitions 1 --sets atp1d scpf
 
-Writes ``benchmarks/results/loo_per_layer.md`` and ``loo_per_layer.csv``.
+Writes ``benchmarks/studies/results/loo_per_layer.md`` and ``loo_per_layer.csv``.
 """
 
 import itertools
 from unittest import mock
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 from _strength_study import comparison_study, timed_row
 

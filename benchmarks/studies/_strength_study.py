@@ -2,11 +2,12 @@
 (``gcv_strength.py``, ``loo_strength.py``, ``robust_evidence.py``, ``loo_noise.py``): the
 network linearized in the eigenbasis of its KFAC posterior, the fit of one variant and the
 comparison table against the best cross-validated neural variant and the Gaussian process
-of ``results/multitarget.csv``."""
+of ``benchmarks/results/multitarget.csv``."""
 
 import time
 from contextlib import nullcontext
 
+import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 import pandas as pd
 import torch
