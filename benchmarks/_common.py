@@ -15,6 +15,12 @@ import torch
 from joblib import Parallel
 
 RESULTS = Path(__file__).parent / "results"
+"""The product benchmarks' results (the studies read some of them)."""
+STUDY_RESULTS = Path(__file__).parent / "studies" / "results"
+"""The studies' results."""
+output = RESULTS
+"""Where :func:`write_report` and :func:`write_study` write: ``studies/_parent.py`` makes it
+:data:`STUDY_RESULTS` for a study."""
 
 
 def _cpu_model():
@@ -47,11 +53,11 @@ def machine_description():
 
 
 def write_report(name, body):
-    """Write ``results/<name>.md`` with the command line and the machine, then the body."""
-    RESULTS.mkdir(exist_ok=True)
+    """Write ``<output>/<name>.md`` with the command line and the machine, then the body."""
+    output.mkdir(exist_ok=True)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     text = (f"Command: `{command}`\n\nMachine: {machine_description()}\n\n{body.rstrip()}\n")
-    path = RESULTS / f"{name}.md"
+    path = output / f"{name}.md"
     path.write_text(text)
     print(f"\nwrote {path}")
     return path
@@ -61,7 +67,7 @@ def write_study(name, body, results):
     """Print a study's report, write it (:func:`write_report`) and its rows to ``<name>.csv``."""
     print(body)
     write_report(name, body)
-    results.to_csv(RESULTS / f"{name}.csv", index=False)
+    results.to_csv(output / f"{name}.csv", index=False)
 
 
 def completed(path):

@@ -14,7 +14,7 @@ import time
 import torch
 from _common import write_report
 
-from sk_adareg.prior import MatrixNormalPrior
+from sk_adareg import MatrixNormalPrior
 
 SHAPES = [(7, 100), (10, 50), (100, 256), (1000, 1000), (2048, 2048)]
 

@@ -95,8 +95,8 @@ def train_worker(out_path, epochs, batch_size):
 
     from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
 
+    from sk_adareg import AdaRegNeuralNetRegressor
     from sk_adareg.distributed import AccelerateMixin
-    from sk_adareg.net import AdaRegNeuralNetRegressor
 
     class Net(AccelerateMixin, AdaRegNeuralNetRegressor):
         pass

@@ -11,20 +11,19 @@ min-max range of the per-repetition ratios A / B:
     ``predict(X, return_std=True)`` against ``predict(X)`` on the first
     100,000 of those rows (what the predictive standard deviation costs);
 (b) ``fit`` with ``reg_lambda=0`` against a plain PyTorch loop with the same
-    module class (``sk_adareg._mlp.MLP``), Adam, learning rate, batch size
-    64, epochs and per-epoch shuffling: 1,000 digits (pixels / 16, 30
-    epochs) for the classifier, 1,000 synthetic rows x 50 inputs x 7 targets
-    for the regressor; and, for what the training step without autograd
-    (``sk_adareg._fast_step``) saves, the same fit with it switched off;
+    network (``Linear``, ``ReLU``, ``Linear``, built here), Adam, learning
+    rate, batch size 64, epochs and per-epoch shuffling: 1,000 digits
+    (pixels / 16, 30 epochs) for the classifier, 1,000 synthetic rows x 50
+    inputs x 7 targets for the regressor; and, for what the library's fast
+    training engine saves, the same fit with it switched off
+    (``sk_adareg.config_context(fast_engine=False)``);
 (c) ``fit`` with the prior (last layer, the default; ``adareg_layers="all"``;
     ``reg_lambda="auto"`` on the last layer and on all layers; for the
     regressor ``reg_lambda="loo"`` on all layers) against ``reg_lambda=0``,
     same data and epochs (a learned strength against the fixed one with the
-    same layers is the ratio of two of these lines); without a goal, the last-
-    layer and all-layer fits with the penalty's per-batch step skipped (what
-    the prior costs besides that step), and a table of each weight's penalty
-    product ``Omega_r W Omega_c`` against the same layer's products in a training
-    step on a batch of 64, each timed alone;
+    same layers is the ratio of two of these lines); what the prior costs
+    besides its per-batch penalty step is the study
+    ``benchmarks/studies/penalty_cost.py``;
 (d) time per epoch (fit time / epochs) of the estimators with their defaults
     against scikit-learn's ``MLPClassifier``/``MLPRegressor`` with the same
     hidden layers, ``solver="adam"``, batch size and learning rate, at 1k,
@@ -36,6 +35,7 @@ Run from the repository root::
     python benchmarks/speed.py                   # CPU, 1 thread: ~12 min quiet, 26 shared
     python benchmarks/speed.py --device cuda     # the same on a GPU
     python benchmarks/speed.py --quick           # ~2 min smoke run (speed_quick.*)
+    python benchmarks/speed.py --parts c --repeats 15 --name speed_c   # (c) alone
 
 Writes ``benchmarks/results/speed{_cuda}{_quick}.{md,csv,png}`` and
 ``..._memory.csv``.
@@ -52,9 +52,7 @@ import sys
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -64,10 +62,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-import sk_adareg.net
-import sk_adareg.prior
+import sk_adareg
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
-from sk_adareg._mlp import MLP
 
 HIDDEN = (100,)
 BATCH = 64
@@ -85,11 +81,6 @@ PRIOR_CASES = [
 ]
 # "loo" scores squared errors: the regressor's only.
 REGRESSOR_ONLY = {'reg_lambda="loo", all layers'}
-# (c), no goal: the same fits with the penalty's per-batch step (per weight two
-# products, an inner product and the gradient's addition) replaced by a zero
-# penalty, against reg_lambda=0: what the prior costs besides that step.
-SKIPPED_CASES = [("last layer (default)", {}), ("all layers", {"adareg_layers": "all"})]
-PRODUCT_CALLS = 2000  # per timing of one product in the table of (c)
 
 
 # -- timing -------------------------------------------------------------------
@@ -166,8 +157,17 @@ def raw_forward(module, X, device, softmax=False):
     return torch.cat(outputs).numpy()
 
 
+def plain_network(n_features, n_outputs):
+    """The estimators' default network built from torch alone: Linear, ReLU, ..., Linear."""
+    layers, width = [], n_features
+    for size in HIDDEN:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    return nn.Sequential(*layers, nn.Linear(width, n_outputs))
+
+
 def plain_fit(X, y, task, epochs, seed, device):
-    """A plain PyTorch loop: same module class, Adam, lr, batch size, epochs, shuffling."""
+    """A plain PyTorch loop: same network, Adam, lr, batch size, epochs, shuffling."""
     torch.manual_seed(seed)
     if task == "classifier":
         _, y = np.unique(y, return_inverse=True)
@@ -176,7 +176,7 @@ def plain_fit(X, y, task, epochs, seed, device):
         y = ((y - y.mean(axis=0)) / y.std(axis=0)).astype(np.float32).reshape(len(y), -1)
         n_outputs, criterion = y.shape[1], nn.MSELoss()
     X_t, y_t = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
-    module = MLP(X.shape[1], n_outputs, HIDDEN).to(device)
+    module = plain_network(X.shape[1], n_outputs).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=LR)
     module.train()
     for _ in range(epochs):
@@ -233,20 +233,32 @@ def record_reps(records, part, case, times, **extra):
                         "seconds_b": t_b, "ratio": t_a / t_b, **extra})
 
 
+def compare(args, records, part, case, fns, labels, goal_key=None, short=None, warmup=True,
+            **extra):
+    """One line of (a)-(c): the functions ``fns`` (A, B) timed in turn, recorded, summed up.
+
+    ``labels`` are the names of A and B; ``extra`` goes into every repetition's record.
+    """
+    print(f"({part}) {case}", flush=True)
+    times = paired(*fns, args.repeats, args.device, warmup=warmup, label=f"({part})")
+    record_reps(records, part, case, times, **extra)
+    return summary_row(part, case, *labels, times, goal_key, short=short)
+
+
 def part_a(args, records):
     rows = []
     n = args.predict_rows
     for task in ("regressor", "classifier"):
         X, y = (regression_data if task == "regressor" else classification_data)(n)
-        est = estimator(task, args.device, max_epochs=1, random_state=0).fit(X[:2000], y[:2000])
+        X_fit, y_fit = X[:2000], y[:2000]
+        est = estimator(task, args.device, max_epochs=1, random_state=0).fit(X_fit, y_fit)
         module = est.net_.module_
         method = est.predict if task == "regressor" else est.predict_proba
         case = f"{task} `{method.__name__}`, {n:,} x 50"
-        print(f"(a) {case}", flush=True)
         # The warm-up, and the check that both compute the same outputs.
         expected = raw_forward(module, X, args.device, softmax=task == "classifier")
-        if task == "regressor":  # predict returns target units
-            expected = est._target_scaler_.inverse_transform(expected)
+        if task == "regressor":  # predict returns target units: the network's are standardized
+            expected = expected * y_fit.std(axis=0) + y_fit.mean(axis=0)
         np.testing.assert_allclose(method(X), expected, rtol=1e-4, atol=1e-5)
 
         def library(rep, method=method, X=X):
@@ -255,12 +267,10 @@ def part_a(args, records):
         def reference(rep, X=X, task=task, module=module):
             raw_forward(module, X, args.device, softmax=task == "classifier")
 
-        times = paired(library, reference, args.repeats, args.device, warmup=False,
-                       label="(a)")
-        record_reps(records, "a", case, times, n_rows=n)
-        rows.append(summary_row("a", case, method.__name__,
-                                f"chunked forward ({RAW_CHUNK:,} rows)", times, "a",
-                                short=f"{method.__name__} / raw forward, {task}"))
+        rows.append(compare(args, records, "a", case, (library, reference),
+                            (method.__name__, f"chunked forward ({RAW_CHUNK:,} rows)"), "a",
+                            short=f"{method.__name__} / raw forward, {task}", warmup=False,
+                            n_rows=n))
         if task == "regressor":
             rows.append(std_cost(args, records, est, X[:STD_ROWS]))
         del X, y
@@ -270,17 +280,16 @@ def part_a(args, records):
 def std_cost(args, records, est, X):
     """(a), no goal: ``predict(X, return_std=True)`` against ``predict(X)``."""
     case = f"regressor `predict(return_std=True)`, {len(X):,} x 50"
-    print(f"(a) {case}", flush=True)
+
     def with_std(rep):
         est.predict(X, return_std=True)  # the outputs are dropped, as in the lines above
 
     def without(rep):
         est.predict(X)
 
-    times = paired(with_std, without, args.repeats, args.device, label="(a)")
-    record_reps(records, "a", case, times, n_rows=len(X))
-    return summary_row("a", case, "predict, return_std=True", "predict", times,
-                       short="predict with std / predict, regressor")
+    return compare(args, records, "a", case, (with_std, without),
+                   ("predict, return_std=True", "predict"),
+                   short="predict with std / predict, regressor", n_rows=len(X))
 
 
 def small_fit_data(task):
@@ -289,29 +298,27 @@ def small_fit_data(task):
     return regression_data(1000)
 
 
-def fitter(args, task, X, y, plain=False, autograd=False, skip_penalty=False, **params):
-    """A function of the repetition that fits on (X, y): the estimator, or the plain loop.
+def fit_case(args, task):
+    """How the lines of (b) and (c) name their data."""
+    data = "1,000 digits" if task == "classifier" else "1,000 x 50, 7 targets"
+    return f"{task}, {data}, {args.fit_epochs} epochs"
 
-    ``autograd=True`` switches the estimator's training step without autograd off;
-    ``skip_penalty=True`` replaces the penalty's per-batch step (its products and the
-    gradient's addition) by a zero penalty.
+
+def fitter(args, task, X, y, plain=False, fast_engine=True, **params):
+    """A function of the repetition that fits on (X, y) and returns the fitted estimator,
+    or fits the plain loop.
+
+    ``fast_engine=False`` fits with the library's fast training engine switched off.
     """
-    zero = torch.zeros((), device=args.device)
-
     def fit(rep):
         if plain:
-            plain_fit(X, y, task, args.fit_epochs, rep, args.device)
-            return
+            return plain_fit(X, y, task, args.fit_epochs, rep, args.device)
         est = estimator(task, args.device, max_epochs=args.fit_epochs, random_state=rep,
                         **params)
-        with (mock.patch.object(sk_adareg.net, "step_plan", lambda module, criterion: None)
-              if autograd else nullcontext()), (
-                mock.patch.object(sk_adareg.prior._PenaltyStep, "__call__", lambda self: zero)
-                if skip_penalty else nullcontext()):
-            est.fit(X, y)
-        if skip_penalty:  # the mock took: the loss is the data loss, to float rounding
-            last = est.history_[-1]
-            assert np.isclose(last["train_loss"], last["train_data_loss"], rtol=1e-5), last
+        if fast_engine:
+            return est.fit(X, y)
+        with sk_adareg.config_context(fast_engine=False):
+            return est.fit(X, y)
     return fit
 
 
@@ -319,106 +326,41 @@ def part_b(args, records):
     rows = []
     for task in ("classifier", "regressor"):
         X, y = small_fit_data(task)
-        data = "1,000 digits" if task == "classifier" else "1,000 x 50, 7 targets"
-        case = f"{task}, {data}, {args.fit_epochs} epochs"
-        print(f"(b) {case}", flush=True)
-        times = paired(fitter(args, task, X, y, reg_lambda=0.0),
-                       fitter(args, task, X, y, plain=True),
-                       args.repeats, args.device, label="(b)")
-        record_reps(records, "b", case, times, n_rows=len(X), epochs=args.fit_epochs)
-        rows.append(summary_row("b", case, "fit, reg_lambda=0", "plain PyTorch loop", times,
-                                "b", short=f"fit reg_lambda=0 / plain loop, {task}"))
-        case = f"{case}: the step without autograd"
-        print(f"(b) {case}", flush=True)
-        times = paired(fitter(args, task, X, y, reg_lambda=0.0),
-                       fitter(args, task, X, y, autograd=True, reg_lambda=0.0),
-                       args.repeats, args.device, label="(b)")
-        record_reps(records, "b", case, times, n_rows=len(X), epochs=args.fit_epochs)
-        rows.append(summary_row("b", case, "fit, reg_lambda=0", "the same fit through autograd",
-                                times, short=f"fit / fit through autograd, {task}"))
+        case = fit_case(args, task)
+        sizes = {"n_rows": len(X), "epochs": args.fit_epochs}
+        rows.append(compare(args, records, "b", case,
+                            (fitter(args, task, X, y, reg_lambda=0.0),
+                             fitter(args, task, X, y, plain=True)),
+                            ("fit, reg_lambda=0", "plain PyTorch loop"), "b",
+                            short=f"fit reg_lambda=0 / plain loop, {task}", **sizes))
+        rows.append(compare(args, records, "b", f"{case}: the fast training engine",
+                            (fitter(args, task, X, y, reg_lambda=0.0),
+                             fitter(args, task, X, y, fast_engine=False, reg_lambda=0.0)),
+                            ("fit, reg_lambda=0", "the same fit, fast_engine=False"),
+                            short=f"fit / fit with fast_engine=False, {task}", **sizes))
     return rows
+
+
+def against_no_prior(args, records, task, X, y, label, fit, goal_key=None):
+    """A line of (c): ``fit`` (a :func:`fitter`) against the same fit with ``reg_lambda=0``."""
+    return compare(args, records, "c", f"{fit_case(args, task)}: {label}",
+                   (fit, fitter(args, task, X, y, reg_lambda=0.0)),
+                   (f"fit, {label}", "fit, reg_lambda=0"), goal_key,
+                   short=f"{label} / reg_lambda=0, {task}", n_rows=len(X),
+                   epochs=args.fit_epochs)
 
 
 def part_c(args, records, auto_missing):
     rows = []
     for task in ("classifier", "regressor"):
         X, y = small_fit_data(task)
-        data = "1,000 digits" if task == "classifier" else "1,000 x 50, 7 targets"
         for label, params, goal in PRIOR_CASES:
             if params.get("reg_lambda") == "auto" and auto_missing:
                 continue
             if label in REGRESSOR_ONLY and task != "regressor":
                 continue
-            case = f"{task}, {data}, {args.fit_epochs} epochs: {label}"
-            print(f"(c) {case}", flush=True)
-            times = paired(fitter(args, task, X, y, **params),
-                           fitter(args, task, X, y, reg_lambda=0.0),
-                           args.repeats, args.device, label="(c)")
-            record_reps(records, "c", case, times, n_rows=len(X), epochs=args.fit_epochs)
-            rows.append(summary_row("c", case, f"fit, {label}", "fit, reg_lambda=0", times,
-                                    goal, short=f"{label} / reg_lambda=0, {task}"))
-        for label, params in SKIPPED_CASES:
-            label = f"{label}, the penalty's step skipped"
-            case = f"{task}, {data}, {args.fit_epochs} epochs: {label}"
-            print(f"(c) {case}", flush=True)
-            times = paired(fitter(args, task, X, y, skip_penalty=True, **params),
-                           fitter(args, task, X, y, reg_lambda=0.0),
-                           args.repeats, args.device, label="(c)")
-            record_reps(records, "c", case, times, n_rows=len(X), epochs=args.fit_epochs)
-            rows.append(summary_row("c", case, f"fit, {label}", "fit, reg_lambda=0", times,
-                                    short=f"{label} / reg_lambda=0, {task}"))
-    return rows
-
-
-def penalty_products(args, records):
-    """(c), the table: each weight's penalty product against its own products in a step.
-
-    Per weight of the networks of (c) with the prior on all layers (fitted for one
-    epoch, so the factors are real ones): ``Omega_r @ W @ (c Omega_c)`` in the weights'
-    dtype, as the training step computes it at every batch, against the products of
-    the same layer in a training step on a batch of 64 (forward, the weight's
-    gradient and, past the first layer, the input's gradient), each timed alone over
-    ``PRODUCT_CALLS`` calls, interleaved over the repetitions.
-    """
-    rows = []
-    for task in ("classifier", "regressor"):
-        X, y = small_fit_data(task)
-        est = estimator(task, args.device, max_epochs=1, random_state=0,
-                        adareg_layers="all").fit(X, y)
-        generator = torch.Generator().manual_seed(0)
-        for k, (name, prior) in enumerate(est.net_.priors_.items()):
-            weight = est.net_.module_.get_parameter(name).detach()
-            p, d = weight.shape
-            omega_r = prior.row_precision.to(weight.dtype)
-            omega_c = (est.reg_lambda * prior.column_precision).to(weight.dtype)
-            inputs = torch.randn(BATCH, d, generator=generator).to(weight)
-            grads = torch.randn(BATCH, p, generator=generator).to(weight)
-            bias = torch.zeros(p).to(weight)
-
-            def penalty(rep, w=weight, r=omega_r, c=omega_c):
-                for _ in range(PRODUCT_CALLS):
-                    r @ w @ c
-
-            def data(rep, w=weight, a=inputs, g=grads, b=bias, first=k == 0):
-                for _ in range(PRODUCT_CALLS):
-                    torch.addmm(b, a, w.t())
-                    g.t().mm(a)
-                    if not first:
-                        g.mm(w)
-
-            case = f"{task}: {name}, {p} x {d}"
-            print(f"(c) products, {case}", flush=True)
-            times = paired(penalty, data, args.repeats, args.device, label="(c)")
-            record_reps(records, "c_products", case, times, calls=PRODUCT_CALLS)
-            n_data = 2 if k == 0 else 3
-            rows.append({"task": task, "weight": name, "p": p, "d": d,
-                         "penalty_us": statistics.median(t[0] for t in times)
-                         / PRODUCT_CALLS * 1e6,
-                         "data_us": statistics.median(t[1] for t in times)
-                         / PRODUCT_CALLS * 1e6,
-                         "ratio": statistics.median(t[0] / t[1] for t in times),
-                         "macs_penalty": p * p * d + p * d * d,
-                         "macs_data": n_data * BATCH * p * d, "n_data": n_data})
+            rows.append(against_no_prior(args, records, task, X, y, label,
+                                         fitter(args, task, X, y, **params), goal))
     return rows
 
 
@@ -568,22 +510,10 @@ def library_state():
     return f"commit {head}" + (" with uncommitted changes in `sk_adareg/`" if dirty else "")
 
 
-def products_table(products):
-    lines = ["| task | weight (p x d) | penalty product, us | the layer's products in a step, "
-             "us | ratio median | multiply-adds, penalty (p^2 d + p d^2) | multiply-adds, "
-             "data (k x 64 p d) |", "|---|---|---|---|---|---|---|"]
-    for r in products:
-        lines.append(
-            f"| {r['task']} | `{r['weight']}` ({r['p']} x {r['d']}) | {r['penalty_us']:.1f} "
-            f"| {r['data_us']:.1f} ({r['n_data']} products) | {r['ratio']:.2f} "
-            f"| {r['macs_penalty']:,} | {r['macs_data']:,} |")
-    return "\n".join(lines)
-
-
-def report(args, name, rows, memory, auto_missing, loads, wall, state, products=()):
-    head = ["| part | case | A | B | median A, s | median B, s | A/B median | A/B range "
-            "| goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines = list(head)
+def ratio_table(rows):
+    """The table of the lines of (a)-(c), one per row, or "" without any."""
+    lines = ["| part | case | A | B | median A, s | median B, s | A/B median | A/B range "
+             "| goal | met |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if row["part"] == "d":
             continue
@@ -591,6 +521,20 @@ def report(args, name, rows, memory, auto_missing, loads, wall, state, products=
         lines.append(f"| ({row['part']}) | {row['case']} | {row['a']} | {row['b']} "
                      f"| {row['median_a_s']:.3f} | {row['median_b_s']:.3f} "
                      f"| {' | '.join(fmt_ratio(row))} | {goal} | {met} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def run_description(args, loads, wall, state):
+    """The report's first paragraph: the library, the device, the load and the run's time."""
+    return f"""\
+Library: sk_adareg at {state} (at the start). Device `{args.device}`, {args.threads} torch
+thread(s) (numpy/BLAS limited to the same). Load average (1 min) at the start and the end:
+{loads[0]:.2f} and {loads[1]:.2f} on {os.cpu_count()} cores. Whole run: {wall / 60:.1f} min.
+"""
+
+
+def report(args, name, rows, memory, auto_missing, loads, wall, state):
+    table = ratio_table(rows)
     mem = {(m["task"], m["n_rows"], m["library"]): m for m in memory}
     d_lines = ["| task | rows | epochs | AdaReg s/epoch (fit / epochs) | AdaReg epoch `dur` "
                "| sklearn s/epoch | ratio median | ratio range | goal | met "
@@ -618,11 +562,7 @@ def report(args, name, rows, memory, auto_missing, loads, wall, state, products=
     auto_line = ("" if not auto_missing else
                  f'\n`reg_lambda="auto"` is absent from the estimators here ({auto_missing}); '
                  "its line in (c) is one entry of `PRIOR_CASES` and runs once it exists.\n")
-    body = f"""\
-Library: sk_adareg at {state} (at the start). Device `{args.device}`, {args.threads} torch
-thread(s) (numpy/BLAS limited to the same). Load average (1 min) at the start and the end:
-{loads[0]:.2f} and {loads[1]:.2f} on {os.cpu_count()} cores. Whole run: {wall / 60:.1f} min.
-
+    body = run_description(args, loads, wall, state) + f"""
 Every ratio is A / B of one repetition, the two timed back to back in one process (A, B,
 A, B, ...), after one untimed warm-up of each (in (d), at the first size only);
 "median" and "range" are over the {args.repeats} repetitions of (a)-(c) and the
@@ -631,27 +571,12 @@ conversion to tensors, the end-of-fit precision update and, for the regressor, i
 end-of-fit Laplace posterior); the plain loop includes its own conversion to tensors and
 module construction.
 """
-    if len(lines) > len(head):
+    if table:
         body += f"""
 ## (a)-(c): predict against a raw forward, fit against a plain loop, the prior's cost
 
-{chr(10).join(lines)}
+{table}
 {auto_line}"""
-    if products:
-        body += f"""
-## (c): the penalty's products against the layer's own, batch {BATCH}
-
-Each weight of the networks of (c) with the prior on all layers: the penalty's product
-`Omega_r @ W @ (c Omega_c)`, which the training step computes at every batch, against the
-same layer's products in a training step on a batch of {BATCH} (forward `addmm`, the
-weight's gradient and, past the first layer, the input's gradient), each timed alone over
-{PRODUCT_CALLS:,} calls ({args.threads} thread(s)); medians over the {args.repeats}
-repetitions. The penalty's arithmetic grows as `p d (p + d)`, the data's as
-`64 p d` per product: at this batch size a hidden layer's penalty is of the order of
-its own products in a step, however little code surrounds it.
-
-{products_table(products)}
-"""
     if len(d_lines) > 2:
         body += f"""
 ## (d): time per epoch against scikit-learn's MLP, and peak memory
@@ -728,29 +653,50 @@ def write_csv(path, records):
 
 # -- main ---------------------------------------------------------------------------
 
-def arguments():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def timing_parser(description, default_name):
+    """The options of a timing script: device, threads, quick, repetitions, name."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (and the BLAS threads of numpy/scikit-learn)")
     parser.add_argument("--quick", action="store_true", help="a ~2 minute smoke run")
     parser.add_argument("--repeats", type=int, default=7, help="repetitions of (a)-(c)")
+    parser.add_argument("--name", help=f"results file name (default {default_name}"
+                                       "[_cuda][_quick])")
+    return parser
+
+
+def sized(args):
+    """``args`` with the sizes and epochs of a quick or a full run."""
+    if args.quick:
+        args.predict_rows, args.fit_epochs = 200_000, 10
+        args.sizes, args.epochs_at = [1_000, 10_000], {1_000: 5, 10_000: 2}
+        args.repeats = min(args.repeats, 5)
+    else:
+        args.predict_rows, args.fit_epochs = 1_000_000, 30
+        args.sizes = [1_000, 10_000, 100_000, 1_000_000]
+        args.epochs_at = {1_000: 20, 10_000: 5, 100_000: 3, 1_000_000: 2}
+    return args
+
+
+def run_name(args, default_name):
+    """The results' file name: ``--name``, or the default with ``_cuda`` and ``_quick``."""
+    return args.name or default_name + (
+        "_cuda" if torch.device(args.device).type == "cuda" else "") + (
+        "_quick" if args.quick else "")
+
+
+def arguments():
+    parser = timing_parser(__doc__.splitlines()[0], "speed")
     parser.add_argument("--epoch-repeats", type=int, default=5, help="repetitions of (d)")
     parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. ab")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--plain-max-rows", type=int, default=100_000,
                         help="in (d), time the plain PyTorch loop up to this many rows")
-    parser.add_argument("--name", help="results file name (default speed[_cuda][_quick])")
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = sized(parser.parse_args())
     if args.quick:
-        args.predict_rows, args.fit_epochs = 200_000, 10
-        args.sizes, args.epochs_at = [1_000, 10_000], {1_000: 5, 10_000: 2}
-        args.repeats, args.epoch_repeats = min(args.repeats, 5), min(args.epoch_repeats, 5)
-    else:
-        args.predict_rows, args.fit_epochs = 1_000_000, 30
-        args.sizes = [1_000, 10_000, 100_000, 1_000_000]
-        args.epochs_at = {1_000: 20, 10_000: 5, 100_000: 3, 1_000_000: 2}
+        args.epoch_repeats = min(args.epoch_repeats, 5)
     return args
 
 
@@ -762,9 +708,7 @@ def main():
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         sys.exit(f"--device {args.device}: CUDA is not available here")
     torch.set_num_threads(args.threads)
-    name = args.name or "speed" + (
-        "_cuda" if torch.device(args.device).type == "cuda" else "") + (
-        "_quick" if args.quick else "")
+    name = run_name(args, "speed")
     print(f"{name}: {platform.node()}, device {args.device}, {args.threads} thread(s)",
           flush=True)
     started, loads, state = time.perf_counter(), [os.getloadavg()[0]], library_state()
@@ -779,10 +723,8 @@ def main():
             rows += part_a(args, records)
         if "b" in args.parts:
             rows += part_b(args, records)
-        products = []
         if "c" in args.parts:
             rows += part_c(args, records, auto_missing)
-            products = penalty_products(args, records)
         if "d" in args.parts:
             d_rows, memory = part_d(args, records, tmp)
             rows += d_rows
@@ -792,7 +734,7 @@ def main():
     if memory:
         write_csv(RESULTS / f"{name}_memory.csv", memory)
     report(args, name, rows, memory, auto_missing, loads, time.perf_counter() - started,
-           state, products)
+           state)
     plot(name, rows)
 
 

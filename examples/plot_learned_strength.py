@@ -105,7 +105,7 @@ plt.show()
 # apart where the training fit alone does not, so ``GridSearchCV`` can choose
 # between the two on the training data (six fits on two thirds of it, and the
 # refit); on our twelve benchmark sets this did better on average than either
-# (``benchmarks/auto_or_loo_cv.py``).
+# (``benchmarks/studies/auto_or_loo_cv.py``).
 
 search = GridSearchCV(
     AdaRegMultiTaskRegressor(hidden_layer_sizes=(64,), adareg_layers="all", random_state=0),
