@@ -552,7 +552,7 @@ class TrainingCurveDisplay:
         ----------
         ax : matplotlib Axes or array-like of Axes, default=None
             One Axes per panel; ``None`` makes a new figure with the panels
-            stacked and sharing the epoch axis.
+            stacked and sharing the epoch axis, in constrained layout.
         panels : list of {"loss", "penalty", "objective", "precision"}, default=None
             What to draw, in order; ``None`` draws every panel with data, or
             only ``"loss"`` when ``ax`` is a single Axes.
@@ -577,9 +577,12 @@ class TrainingCurveDisplay:
                 raise ValueError(f"panel {panel!r} has no data; the panels with data are "
                                  f"{available}.")
 
-        if ax is None:
+        own_figure = ax is None
+        if own_figure:
+            # Room for the precision panel's legend, drawn above it.
+            height = 1.2 + 2.2 * len(panels) + 0.8 * ("precision" in panels[1:])
             fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
-                                     figsize=(7, 1.2 + 2.2 * len(panels)), layout="constrained")
+                                     figsize=(7, height), layout="constrained")
             axes = axes.ravel()
         else:
             axes = np.asarray(ax, dtype=object).reshape(-1)
@@ -600,7 +603,13 @@ class TrainingCurveDisplay:
                 for k, e in enumerate(updates)
             ]
             axis.grid(True, axis="y", alpha=0.3)
-            axis.legend(loc="best", fontsize="small")
+            if panel == "precision" and i > 0 and own_figure:
+                # Its long legend would hide the curves: above the panel, where
+                # constrained layout makes room for it.
+                axis.legend(loc="lower left", bbox_to_anchor=(0, 1), fontsize="small",
+                            borderaxespad=0.3)
+            else:
+                axis.legend(loc="best", fontsize="small")
         axes[-1].set_xlabel("epoch")
         title = "Training with AdaReg" if self.name is None else f"Training of {self.name}"
         axes[0].set_title(title)
@@ -649,14 +658,21 @@ class TrainingCurveDisplay:
                             linewidth=0, step="post")
         if self.precision_bounds is not None:
             u, v = self.precision_bounds
-            ax.axhline(u, color="0.3", linestyle="--", linewidth=1, label="bounds $u$, $v$")
-            ax.axhline(v, color="0.3", linestyle="--", linewidth=1)
+            low, high = "as little as allowed", "as much as allowed"
+            if self.precision_scale == "unit_mean":
+                # Mean eigenvalue 1: a bound is a ratio to the average direction's penalty.
+                low += f" ({1 / u:.3g}× less than the mean)"
+                high += f" ({v:.3g}× more than the mean)"
+            ax.axhline(u, color="0.3", linestyle="--", linewidth=1,
+                       label=f"$u$ = {u:g}: a direction on it is penalised {low}")
+            ax.axhline(v, color="0.3", linestyle="--", linewidth=1,
+                       label=f"$v$ = {v:g}: a direction on it is penalised {high}")
         _log_scale(ax)
         ax.set_ylabel("precision eigenvalue")
 
     @classmethod
     def from_history(cls, history, *, precision_bounds=None, loss_name="data loss", name=None,
-                     ax=None, panels=None):
+                     precision_scale=None, ax=None, panels=None):
         """Draw the training curves recorded in a skorch history.
 
         Parameters
@@ -673,6 +689,8 @@ class TrainingCurveDisplay:
             Label of the loss.
         name : str, default=None
             Name of the model, in the title.
+        precision_scale : {"unit_mean", "learned"}, default=None
+            The prior's ``precision_scale``, for the legend of the bounds.
         ax : matplotlib Axes or array-like of Axes, default=None
             See :meth:`plot`.
         panels : list of str, default=None
@@ -717,6 +735,7 @@ class TrainingCurveDisplay:
             row_precision_range=ranges["row"], column_precision_range=ranges["column"],
             cov_update_epochs=None if update is None else epochs[update.astype(bool)],
             precision_bounds=precision_bounds, loss_name=loss_name, name=name,
+            precision_scale=precision_scale,
         )
         return display.plot(ax=ax, panels=panels)
 
@@ -728,10 +747,11 @@ class TrainingCurveDisplay:
         ----------
         estimator : AdaRegClassifier, AdaRegMultiTaskRegressor, Pipeline or AdaReg skorch net
             A fitted estimator, a fitted pipeline whose last step is one (or a
-            fitted net of :mod:`sk_adareg.net`). Its
-            history gives the curves, its ``u`` and ``v`` the bounds drawn
-            in the precision panel. The validation loss is drawn when the
-            estimator held out validation data (``early_stopping=True``).
+            fitted net of :mod:`sk_adareg.net`). Its history gives the curves,
+            its ``u``, ``v`` and ``precision_scale`` the bounds drawn in the
+            precision panel and their legend. The validation loss is drawn
+            when the estimator held out validation data
+            (``early_stopping=True``).
         ax : matplotlib Axes or array-like of Axes, default=None
             See :meth:`plot`.
         panels : list of str, default=None
@@ -751,5 +771,8 @@ class TrainingCurveDisplay:
         loss_name = _LOSS_NAMES.get(model.criterion, model.criterion)
         if model.standardized_targets:
             loss_name += "\n(standardized targets)"
+        prior = model.priors[model.layers[0]]
         return cls.from_history(model.history, precision_bounds=model.bounds,
-                                loss_name=loss_name, name=model.name, ax=ax, panels=panels)
+                                loss_name=loss_name, name=model.name,
+                                precision_scale=getattr(prior, "precision_scale", None),
+                                ax=ax, panels=panels)

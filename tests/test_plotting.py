@@ -342,6 +342,34 @@ def test_precision_bounds_are_drawn(classifier):
     assert levels == [classifier.u, classifier.v]
 
 
+def test_bounds_say_what_touching_them_means(classifier):
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    legend = tick_texts(disp.axes_[3].get_legend().get_texts())
+    assert legend[2:] == [
+        "$u$ = 0.1: a direction on it is penalised as little as allowed "
+        "(10× less than the mean)",
+        "$v$ = 10: a direction on it is penalised as much as allowed (10× more than the mean)"]
+    # Without the prior's scale, no ratio to the mean.
+    disp = TrainingCurveDisplay.from_history(classifier.history_, precision_bounds=(1e-3, 1e3))
+    legend = tick_texts(disp.axes_[-1].get_legend().get_texts())
+    assert legend[2:] == ["$u$ = 0.001: a direction on it is penalised as little as allowed",
+                          "$v$ = 1000: a direction on it is penalised as much as allowed"]
+
+
+def test_training_curve_labels_and_legends_are_not_cut(classifier):
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    texts = [disp.axes_[0].title]
+    for ax in disp.axes_:
+        texts += [*drawn_tick_labels(ax), ax.xaxis.label, ax.yaxis.label,
+                  *ax.get_legend().get_texts()]
+    assert_inside_saved_figure(disp.figure_, texts)
+    # The precision panel's legend sits between it and the panel above, over neither.
+    renderer = disp.figure_.canvas.get_renderer()
+    legend = disp.axes_[3].get_legend().get_window_extent(renderer)
+    assert legend.y0 >= disp.axes_[3].get_window_extent(renderer).y1
+    assert legend.y1 <= disp.axes_[2].get_window_extent(renderer).y0
+
+
 def test_no_validation_curve_without_early_stopping(regressor):
     disp = TrainingCurveDisplay.from_estimator(regressor)
     assert "valid_loss" not in disp.lines_
