@@ -74,17 +74,51 @@ plt.savefig("covariance_digits.png", dpi=100)
 
 # %%
 # The column covariance ``Sigma_c`` relates the 100 hidden units (Fig. 8b).
-# With so many units, the axes are labelled sparsely and the values are not
-# written in the cells. The correlations are scattered, with no blocks; the white
-# lines are hidden units that never fire on the training data (dead ReLUs):
-# their outgoing weights stay at zero, and the prior finds them correlated
-# with no other unit.
+# In the units' own order its heatmap looks like noise: a unit's index means
+# nothing. With more than 30 units the display therefore reorders them by
+# hierarchical clustering of their correlations (``order="auto"``), so that
+# units that move together, or oppositely, form blocks along the diagonal;
+# the ticks name the units drawn there. The axes are labelled sparsely and
+# the values are not written in the cells. The pale rows at both ends are
+# units correlated with no other: hidden units that never fire on the
+# training data (dead ReLUs), whose outgoing weights shrink to zero.
+#
+# The spectrum of the precision ``Omega_c`` (right) says more than any one
+# correlation. The 10 x 100 weight spans only 10 directions of the hidden
+# units, and the prior penalises those less than the other 90, which the
+# weight leaves unused. With ``precision_scale="unit_mean"`` the eigenvalues
+# have mean 1, and the bounds ``u`` and ``v`` say how much less (``1 / u``
+# times) or more (``v`` times) than the mean one direction may be penalised.
+# Several of the 10 sit on ``u``: the prior would penalise them still less
+# if the bound let it. This is what the training curve shows as the column
+# precision's minimum sitting on ``u``.
 
-fig, ax = plt.subplots(figsize=(7.5, 6.2), layout="constrained")
+fig, (ax, ax_spectrum) = plt.subplots(1, 2, figsize=(13, 5.6), width_ratios=[1.3, 1],
+                                      layout="constrained")
 im_kw = zoomed(clf.column_covariance_)
 CovarianceDisplay.from_estimator(clf, which="column", ax=ax, im_kw=im_kw)
-ax.set_title("Digits: correlation of the prior $\\Sigma_c$ between hidden units\n"
-             f"(colour range zoomed to ±{im_kw['vmax']:g}; the diagonal is 1)")
+ax.set_title("Correlation of the prior $\\Sigma_c$ between hidden units\n"
+             f"(units clustered by |correlation|; colour range ±{im_kw['vmax']:g}, diagonal 1)")
+
+eigenvalues = np.sort(1 / np.linalg.eigvalsh(clf.column_covariance_))
+at_u = int(np.sum(np.isclose(eigenvalues, clf.u)))
+ax_spectrum.plot(np.arange(1, len(eigenvalues) + 1), eigenvalues, "o", markersize=3,
+                 color="C3", label="eigenvalues of $\\Omega_c$")
+ax_spectrum.axhline(clf.u, color="0.3", linestyle="--", linewidth=1,
+                    label=f"$u$ = {clf.u:g}: penalised as little as allowed")
+ax_spectrum.axhline(clf.v, color="0.3", linestyle=":", linewidth=1,
+                    label=f"$v$ = {clf.v:g}: penalised as much as allowed")
+ax_spectrum.axhline(1, color="0.6", linewidth=1, label="mean eigenvalue, 1")
+ax_spectrum.set_yscale("log")
+ax_spectrum.yaxis.set_major_formatter("{x:g}")
+ax_spectrum.set_xlabel("eigenvalue, smallest first")
+ax_spectrum.set_ylabel("precision eigenvalue")
+ax_spectrum.set_title(f"Spectrum of the precision $\\Omega_c$: {at_u} of {len(eigenvalues)} "
+                      "eigenvalues on $u$")
+# Below the mean, right of the 10 used directions: an empty corner.
+ax_spectrum.legend(loc="lower right", bbox_to_anchor=(1, 0.1), fontsize="small")
+fig.suptitle("Digits: how the 100 hidden units relate in the prior of the last layer",
+             fontsize="x-large")
 plt.savefig("covariance_hidden_units.png", dpi=100)
 
 # %%

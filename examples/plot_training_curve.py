@@ -53,6 +53,16 @@ adareg = AdaRegClassifier(reg_lambda=1e-2, **params).fit(X_train, y_train)
 # minimise a scale-free version of it, so it need not decrease. The
 # eigenvalues of both precisions spread out from 1 as the prior learns how
 # the classes and the hidden units correlate, within the bounds ``u`` and ``v``.
+#
+# From the first update on, the smallest eigenvalue of the column precision
+# sits on ``u``; the legend says what that means. With
+# ``precision_scale="unit_mean"`` the eigenvalues have mean 1, so a direction
+# on ``u = 0.1`` is penalised 10 times less than the mean one, the least the
+# bound allows: the prior would loosen it further without the bound. Here the
+# 10 x 100 last-layer weight uses only 10 directions of the 100 hidden units,
+# and the prior penalises those far less than the 90 it leaves unused (the
+# spectrum in :ref:`sphx_glr_auto_examples_plot_covariance.py` shows them).
+# A curve on ``v`` would mean a direction penalised as much as allowed.
 
 disp = TrainingCurveDisplay.from_estimator(adareg)
 disp.axes_[0].set_title(f"AdaRegClassifier on 400 digits (reg_lambda={adareg.reg_lambda:g})")

@@ -15,12 +15,13 @@ add :class:`DropBatchHistory` after the user's callbacks, unless
 # SPDX-License-Identifier: BSD-3-Clause
 
 import math
+import sys
 import warnings
 
 import torch
 from sklearn.metrics import accuracy_score, r2_score
-from skorch.callbacks import Callback
-from skorch.utils import data_from_dataset, to_numpy
+from skorch.callbacks import Callback, PrintLog
+from skorch.utils import Ansi, data_from_dataset, to_numpy
 from torch.utils.data import Subset
 from tqdm import tqdm
 
@@ -28,8 +29,8 @@ from ._data import chunked_forward
 from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
-__all__ = ["DivergenceCheck", "DropBatchHistory", "EpochProgressBar", "PriorRefresh",
-           "PriorUpdate", "StrengthUpdate", "ValidationScore"]
+__all__ = ["DivergenceCheck", "DropBatchHistory", "EpochProgressBar", "EpochTable",
+           "PriorRefresh", "PriorUpdate", "StrengthUpdate", "ValidationScore"]
 
 
 def _all_finite(tensors):
@@ -398,3 +399,79 @@ class EpochProgressBar(Callback):
         if self.bar_ is not None:
             self.bar_.close()
         self.bar_ = None
+
+
+#: History keys that :class:`EpochTable` leaves out of its table: per-epoch
+#: diagnostics (they made lines of 190 characters) and keys recorded at some
+#: epochs only, which would shift the table's columns.
+DIAGNOSTIC_KEYS = (
+    "adareg_penalty", "adareg_objective", "row_precision_min", "row_precision_max",
+    "column_precision_min", "column_precision_max", "log_evidence", "loo_scale", "loo_mse",
+    "prior_refresh", "train_batch_count", "valid_batch_count",
+)
+
+
+class EpochTable(PrintLog):
+    """skorch's per-epoch table (``PrintLog``), short, and coloured only on a terminal.
+
+    The estimators use it with ``verbose=2``. It prints the epoch, the losses,
+    the validation score, whether the precisions were updated and the
+    duration; the AdaReg diagnostics (``adareg_penalty``,
+    ``row_precision_min``, ...) stay in the history but are not printed.
+    skorch highlights the best losses with ANSI colour codes, which are
+    noise in a log file or a notebook's captured output: here they are
+    written only when standard output is a terminal.
+
+    Parameters
+    ----------
+    keys_ignored : str or list of str, default=None
+        History keys not to print, besides ``DIAGNOSTIC_KEYS`` and those
+        skorch's ``PrintLog`` leaves out.
+    sink : callable, default=print
+        Where each line goes.
+    tablefmt : str, default="simple"
+        Format of the table (see the ``tabulate`` package).
+    floatfmt : str, default=".4f"
+        Format of the numbers.
+    stralign : str, default="right"
+        Alignment of the columns of strings.
+    color : bool, default=None
+        Whether to colour the best losses; ``None``: when ``sink`` is
+        ``print`` and ``sys.stdout`` is a terminal.
+
+    Examples
+    --------
+    >>> from sk_adareg.callbacks import EpochTable
+    >>> table = EpochTable(color=False).initialize()
+    >>> print(table.table({"epoch": 1, "train_loss": 0.5, "train_loss_best": True,
+    ...                    "adareg_penalty": 2.0, "dur": 0.1}))
+      epoch    train_loss     dur
+    -------  ------------  ------
+          1        0.5000  0.1000
+    """
+
+    def __init__(self, keys_ignored=None, sink=print, tablefmt="simple", floatfmt=".4f",
+                 stralign="right", color=None):
+        super().__init__(keys_ignored=keys_ignored, sink=sink, tablefmt=tablefmt,
+                         floatfmt=floatfmt, stralign=stralign)
+        self.color = color
+
+    def initialize(self):
+        super().initialize()
+        self.keys_ignored_.update(DIAGNOSTIC_KEYS)
+        return self
+
+    def _colored(self):
+        if self.color is not None:
+            return bool(self.color)
+        # Looked up at each use: pytest and notebooks swap sys.stdout.
+        isatty = getattr(sys.stdout, "isatty", None)
+        return self.sink is print and isatty is not None and isatty()
+
+    def format_row(self, row, key, color):
+        """The formatted value of ``row[key]``, coloured as skorch does only on a terminal."""
+        if self._colored():
+            return super().format_row(row, key, color)
+        text = super().format_row(row, key, "")
+        # skorch appends the reset code even with no colour before it.
+        return text.replace(Ansi.ENDC.value, "") if isinstance(text, str) else text

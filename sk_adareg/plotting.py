@@ -2,10 +2,14 @@
 
 - :class:`CovarianceDisplay`: heatmap of the learned row or column
   covariance (or correlation) of a regularized weight, with class or task
-  names on the axes (Fig. 5 and Fig. 8 of the paper).
+  names on the axes (Fig. 5 and Fig. 8 of the paper); more than 30 units
+  are reordered by hierarchical clustering so that groups show.
 - :class:`TrainingCurveDisplay`: per-epoch data loss, penalty, prior
-  objective and range of the precision eigenvalues, with the epochs of the
-  precision updates marked (Fig. 3).
+  objective and range of the precision eigenvalues against their bounds
+  ``u`` and ``v``, with the epochs of the precision updates marked (Fig. 3).
+
+The figures a display creates use matplotlib's constrained layout, so that
+long or rotated tick labels are not cut off in a saved image.
 
 Matplotlib is an optional dependency (``pip install sk-adareg[plot]``): it is
 imported when a display is drawn, never when this module is imported.
@@ -26,6 +30,11 @@ _KINDS = ("correlation", "covariance")
 _SOURCES = ("prior", "weights")
 _PANELS = ("loss", "penalty", "objective", "precision")
 _LOSS_NAMES = {"CrossEntropyLoss": "cross-entropy", "MSELoss": "mean squared error"}
+#: ``order="auto"`` clusters matrices larger than this: below it, the units'
+#: own order is readable; above it, a heatmap in index order looks like noise.
+_CLUSTER_ABOVE = 30
+#: Optimal leaf ordering costs O(k^3): 0.05 s at 300 units, 2 s at 1000.
+_OPTIMAL_LEAF_ORDERING_UP_TO = 500
 
 
 def _pyplot(caller):
@@ -59,6 +68,50 @@ def _check_option(name, value, options):
         raise ValueError(f"{name} must be one of {options}, got {name}={value!r}.")
 
 
+def _cluster_order(matrix):
+    """Order of the units of a covariance or correlation that groups correlated ones.
+
+    Average-linkage hierarchical clustering with the distance
+    ``1 - |correlation|``, so that units that move together, or in opposite
+    directions, end up in one cluster; within the tree, the leaves are put in
+    the order that places positively correlated units side by side (optimal
+    leaf ordering on ``1 - correlation``, for up to 500 units). A heatmap of
+    ``matrix[order][:, order]`` shows a block structure as blocks along the
+    diagonal.
+
+    Parameters
+    ----------
+    matrix : array-like of shape (k, k)
+        A symmetric covariance or correlation matrix. Units with zero
+        variance count as uncorrelated with every other one.
+
+    Returns
+    -------
+    order : ndarray of shape (k,) of int
+        A permutation of ``range(k)``.
+    """
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+    from scipy.spatial.distance import squareform
+
+    matrix = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0, posinf=0.0,
+                           neginf=0.0)
+    n = len(matrix)
+    if n < 3:
+        return np.arange(n)
+    # The correlation of a covariance, or of a correlation (a no-op); a unit
+    # without variance (a dead ReLU's column) correlates with nothing.
+    scale = np.sqrt(np.clip(np.diag(matrix), 0.0, None))
+    outer = np.outer(scale, scale)
+    corr = np.divide(matrix, outer, out=np.zeros_like(matrix), where=outer > 0)
+    corr = np.clip((corr + corr.T) / 2, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    tree = linkage(squareform(1.0 - np.abs(corr), checks=False), method="average")
+    if n <= _OPTIMAL_LEAF_ORDERING_UP_TO:
+        # Signed: inside a cluster, the units of one sign come before those of the other.
+        tree = optimal_leaf_ordering(tree, squareform(1.0 - corr, checks=False))
+    return leaves_list(tree)
+
+
 class CovarianceDisplay:
     """Heatmap of a learned row or column covariance (or correlation) matrix.
 
@@ -86,8 +139,14 @@ class CovarianceDisplay:
 
     Attributes
     ----------
+    order_ : ndarray of shape (k,) of int
+        The order in which the units are drawn: ``im_.get_array()`` is
+        ``matrix[order_][:, order_]``, the label of drawn row ``i`` is
+        ``labels[order_[i]]``. ``arange(k)`` unless :meth:`plot` reordered
+        them; pass it as ``order`` to draw another matrix in the same order.
     im_ : matplotlib AxesImage
-        The heatmap; ``im_.get_array()`` is ``matrix``.
+        The heatmap; ``im_.get_array()`` is ``matrix``, reordered by
+        ``order_``.
     text_ : ndarray of shape (k, k) of matplotlib Text, or None
         The values written in the cells, ``None`` when not written.
     colorbar_ : matplotlib Colorbar or None
@@ -122,15 +181,27 @@ class CovarianceDisplay:
         self.axis_label = axis_label
         self.title = title
 
-    def plot(self, *, ax=None, cmap="RdBu_r", colorbar=True, include_values=None,
-             values_format=".2f", max_tick_labels=30, xticks_rotation=None, im_kw=None,
-             text_kw=None):
+    def plot(self, *, ax=None, order="auto", cmap="RdBu_r", colorbar=True,
+             include_values=None, values_format=".2f", max_tick_labels=30,
+             xticks_rotation=None, im_kw=None, text_kw=None):
         """Draw the heatmap.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
-            Where to draw; ``None`` makes a new figure.
+            Where to draw; ``None`` makes a new figure, with constrained
+            layout so that no label is cut off. On a figure of your own, use
+            ``layout="constrained"`` for the same.
+        order : {"auto", "cluster"}, array-like of int or None, default="auto"
+            The order in which to draw the units. ``"cluster"``: by
+            hierarchical clustering of their correlations (average linkage
+            on ``1 - |correlation|``), so that groups of units that move
+            together, or oppositely, form blocks along the diagonal.
+            ``"auto"``: ``"cluster"`` for more than 30 units, whose index
+            order means nothing to a reader, ``None`` otherwise. ``None``:
+            the order of ``matrix``. An array: a permutation of the units,
+            e.g. ``order_`` of another display. The title says when the units
+            are reordered.
         cmap : str or matplotlib Colormap, default="RdBu_r"
             A diverging colormap: with the symmetric colour range, its centre
             (white) is 0, red positive and blue negative.
@@ -156,8 +227,14 @@ class CovarianceDisplay:
         Returns
         -------
         display : CovarianceDisplay
-            ``self``, with ``im_``, ``text_``, ``colorbar_``, ``ax_`` and
-            ``figure_`` set.
+            ``self``, with ``order_``, ``im_``, ``text_``, ``colorbar_``,
+            ``ax_`` and ``figure_`` set.
+
+        Raises
+        ------
+        ValueError
+            If ``kind`` or ``order`` is not one of its options, ``matrix`` is
+            not square or ``labels`` has the wrong length.
         """
         plt = _pyplot("CovarianceDisplay.plot")
         from matplotlib.ticker import MaxNLocator
@@ -175,9 +252,12 @@ class CovarianceDisplay:
                 f"{labels.shape[0] if labels.ndim == 1 else labels.shape} labels."
             )
         labels = [str(label) for label in labels]
+        self.order_, order_note = _resolve_order(order, matrix)
+        matrix = matrix[np.ix_(self.order_, self.order_)]
+        labels = [labels[i] for i in self.order_]
 
         if ax is None:
-            fig, ax = plt.subplots()
+            fig, ax = plt.subplots(layout="constrained")
         else:
             fig = ax.figure
 
@@ -218,8 +298,11 @@ class CovarianceDisplay:
         if self.axis_label is not None:
             ax.set_xlabel(self.axis_label)
             ax.set_ylabel(self.axis_label)
-        if self.title is not None:
-            ax.set_title(self.title)
+        title = self.title
+        if order_note is not None:
+            title = order_note if title is None else f"{title}\n({order_note})"
+        if title is not None:
+            ax.set_title(title)
 
         self.colorbar_ = None
         if colorbar:
@@ -268,9 +351,11 @@ class CovarianceDisplay:
         ax : matplotlib Axes, default=None
             Where to draw; ``None`` makes a new figure.
         **plot_kw
-            Passed on to :meth:`plot` (``cmap``, ``colorbar``,
+            Passed on to :meth:`plot` (``order``, ``cmap``, ``colorbar``,
             ``include_values``, ``values_format``, ``max_tick_labels``,
-            ``xticks_rotation``, ``im_kw``, ``text_kw``).
+            ``xticks_rotation``, ``im_kw``, ``text_kw``). A matrix of more
+            than 30 units, e.g. the column covariance of a hidden layer, is
+            drawn with its units clustered by correlation (``order="auto"``).
 
         Returns
         -------
@@ -316,6 +401,25 @@ class CovarianceDisplay:
         return display.plot(ax=ax, **plot_kw)
 
 
+def _resolve_order(order, matrix):
+    """The permutation that ``order`` asks for, and what the title should say of it."""
+    n = len(matrix)
+    if isinstance(order, str):
+        _check_option("order", order, ("auto", "cluster"))
+        if order == "cluster" or n > _CLUSTER_ABOVE:
+            return _cluster_order(matrix), "units clustered by |correlation|"
+        return np.arange(n), None
+    if order is None:
+        return np.arange(n), None
+    perm = np.asarray(order)
+    if not (perm.shape == (n,) and perm.dtype.kind in "iu"
+            and np.array_equal(np.sort(perm), np.arange(n))):
+        raise ValueError(
+            f'order must be "auto", "cluster", None or a permutation of the {n} units '
+            f"(integers 0 to {n - 1}), got {order!r}.")
+    return perm, None if np.array_equal(perm, np.arange(n)) else "units reordered"
+
+
 def _format(value, values_format):
     """``format(value, values_format)``, without the sign of a value that rounds to zero."""
     text = format(value, values_format)
@@ -331,7 +435,10 @@ class TrainingCurveDisplay:
     Up to four panels sharing the epoch axis: the data loss on the training
     (and validation) data, the penalty ``Tr(Omega_r W Omega_c W^T)``, the
     prior's objective (penalty minus the log-determinant terms), and the
-    range of the eigenvalues of both precisions between their bounds. Dotted
+    range of the eigenvalues of both precisions between their bounds ``u``
+    and ``v``, whose legend says what an eigenvalue on a bound means: the
+    prior penalises some direction of the weights as little (``u``) or as
+    much (``v``) as it may, and would go further without the bound. Dotted
     vertical lines mark the epochs whose end updated the precisions. Create
     it with :meth:`from_estimator` or :meth:`from_history`; all parameters
     are stored as attributes.
@@ -358,6 +465,11 @@ class TrainingCurveDisplay:
         Label of the loss, e.g. ``"cross-entropy"``.
     name : str, default=None
         Name of the model, in the title.
+    precision_scale : {"unit_mean", "learned"}, default=None
+        The prior's ``precision_scale``, for the legend of the bounds: with
+        ``"unit_mean"`` the precisions have mean eigenvalue 1, so an
+        eigenvalue at ``u`` penalises its direction ``1 / u`` times less than
+        the mean one (at ``v``, ``v`` times more). ``None``: not said.
 
     Attributes
     ----------
@@ -393,7 +505,7 @@ class TrainingCurveDisplay:
     def __init__(self, epochs, train_loss, *, valid_loss=None, penalty=None, objective=None,
                  row_precision_range=None, column_precision_range=None,
                  cov_update_epochs=None, precision_bounds=None, loss_name="data loss",
-                 name=None):
+                 name=None, precision_scale=None):
         self.epochs = epochs
         self.train_loss = train_loss
         self.valid_loss = valid_loss
@@ -405,6 +517,7 @@ class TrainingCurveDisplay:
         self.precision_bounds = precision_bounds
         self.loss_name = loss_name
         self.name = name
+        self.precision_scale = precision_scale
 
     def _panel_data(self):
         """Validated arrays; a panel is available when its data is."""
@@ -439,7 +552,7 @@ class TrainingCurveDisplay:
         ----------
         ax : matplotlib Axes or array-like of Axes, default=None
             One Axes per panel; ``None`` makes a new figure with the panels
-            stacked and sharing the epoch axis.
+            stacked and sharing the epoch axis, in constrained layout.
         panels : list of {"loss", "penalty", "objective", "precision"}, default=None
             What to draw, in order; ``None`` draws every panel with data, or
             only ``"loss"`` when ``ax`` is a single Axes.
@@ -464,9 +577,12 @@ class TrainingCurveDisplay:
                 raise ValueError(f"panel {panel!r} has no data; the panels with data are "
                                  f"{available}.")
 
-        if ax is None:
+        own_figure = ax is None
+        if own_figure:
+            # Room for the precision panel's legend, drawn above it.
+            height = 1.2 + 2.2 * len(panels) + 0.8 * ("precision" in panels[1:])
             fig, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
-                                     figsize=(7, 1.2 + 2.2 * len(panels)), layout="constrained")
+                                     figsize=(7, height), layout="constrained")
             axes = axes.ravel()
         else:
             axes = np.asarray(ax, dtype=object).reshape(-1)
@@ -487,7 +603,13 @@ class TrainingCurveDisplay:
                 for k, e in enumerate(updates)
             ]
             axis.grid(True, axis="y", alpha=0.3)
-            axis.legend(loc="best", fontsize="small")
+            if panel == "precision" and i > 0 and own_figure:
+                # Its long legend would hide the curves: above the panel, where
+                # constrained layout makes room for it.
+                axis.legend(loc="lower left", bbox_to_anchor=(0, 1), fontsize="small",
+                            borderaxespad=0.3)
+            else:
+                axis.legend(loc="best", fontsize="small")
         axes[-1].set_xlabel("epoch")
         title = "Training with AdaReg" if self.name is None else f"Training of {self.name}"
         axes[0].set_title(title)
@@ -536,14 +658,21 @@ class TrainingCurveDisplay:
                             linewidth=0, step="post")
         if self.precision_bounds is not None:
             u, v = self.precision_bounds
-            ax.axhline(u, color="0.3", linestyle="--", linewidth=1, label="bounds $u$, $v$")
-            ax.axhline(v, color="0.3", linestyle="--", linewidth=1)
+            low, high = "as little as allowed", "as much as allowed"
+            if self.precision_scale == "unit_mean":
+                # Mean eigenvalue 1: a bound is a ratio to the average direction's penalty.
+                low += f" ({1 / u:.3g}× less than the mean)"
+                high += f" ({v:.3g}× more than the mean)"
+            ax.axhline(u, color="0.3", linestyle="--", linewidth=1,
+                       label=f"$u$ = {u:g}: a direction on it is penalised {low}")
+            ax.axhline(v, color="0.3", linestyle="--", linewidth=1,
+                       label=f"$v$ = {v:g}: a direction on it is penalised {high}")
         _log_scale(ax)
         ax.set_ylabel("precision eigenvalue")
 
     @classmethod
     def from_history(cls, history, *, precision_bounds=None, loss_name="data loss", name=None,
-                     ax=None, panels=None):
+                     precision_scale=None, ax=None, panels=None):
         """Draw the training curves recorded in a skorch history.
 
         Parameters
@@ -560,6 +689,8 @@ class TrainingCurveDisplay:
             Label of the loss.
         name : str, default=None
             Name of the model, in the title.
+        precision_scale : {"unit_mean", "learned"}, default=None
+            The prior's ``precision_scale``, for the legend of the bounds.
         ax : matplotlib Axes or array-like of Axes, default=None
             See :meth:`plot`.
         panels : list of str, default=None
@@ -604,6 +735,7 @@ class TrainingCurveDisplay:
             row_precision_range=ranges["row"], column_precision_range=ranges["column"],
             cov_update_epochs=None if update is None else epochs[update.astype(bool)],
             precision_bounds=precision_bounds, loss_name=loss_name, name=name,
+            precision_scale=precision_scale,
         )
         return display.plot(ax=ax, panels=panels)
 
@@ -615,10 +747,11 @@ class TrainingCurveDisplay:
         ----------
         estimator : AdaRegClassifier, AdaRegMultiTaskRegressor, Pipeline or AdaReg skorch net
             A fitted estimator, a fitted pipeline whose last step is one (or a
-            fitted net of :mod:`sk_adareg.net`). Its
-            history gives the curves, its ``u`` and ``v`` the bounds drawn
-            in the precision panel. The validation loss is drawn when the
-            estimator held out validation data (``early_stopping=True``).
+            fitted net of :mod:`sk_adareg.net`). Its history gives the curves,
+            its ``u``, ``v`` and ``precision_scale`` the bounds drawn in the
+            precision panel and their legend. The validation loss is drawn
+            when the estimator held out validation data
+            (``early_stopping=True``).
         ax : matplotlib Axes or array-like of Axes, default=None
             See :meth:`plot`.
         panels : list of str, default=None
@@ -638,5 +771,8 @@ class TrainingCurveDisplay:
         loss_name = _LOSS_NAMES.get(model.criterion, model.criterion)
         if model.standardized_targets:
             loss_name += "\n(standardized targets)"
+        prior = model.priors[model.layers[0]]
         return cls.from_history(model.history, precision_bounds=model.bounds,
-                                loss_name=loss_name, name=model.name, ax=ax, panels=panels)
+                                loss_name=loss_name, name=model.name,
+                                precision_scale=getattr(prior, "precision_scale", None),
+                                ax=ax, panels=panels)

@@ -1,6 +1,7 @@
 """Tests of sk_adareg.plotting: what the displays draw, checked on the Agg backend."""
 
 import inspect
+import io
 import subprocess
 import sys
 
@@ -197,6 +198,103 @@ def test_values_that_round_to_zero_have_no_sign():
     assert disp.text_[0, 1].get_text() == "-1.0e-03"
 
 
+def shuffled_blocks(sizes=(12, 15, 13), seed=0):
+    """Covariance of units in blocks (signs mixed inside a block), units shuffled."""
+    rng = np.random.default_rng(seed)
+    block = np.repeat(np.arange(len(sizes)), sizes)
+    signs = rng.choice([-1.0, 1.0], size=len(block))
+    factors = rng.normal(size=(len(sizes), 300))
+    units = signs[:, None] * factors[block] + 0.8 * rng.normal(size=(len(block), 300))
+    shuffle = rng.permutation(len(block))
+    return np.cov(units[shuffle]), block[shuffle]
+
+
+def test_many_units_are_clustered_into_blocks():
+    covariance, block = shuffled_blocks()
+    disp = CovarianceDisplay(covariance, kind="covariance", title="units").plot()
+    order = disp.order_
+    assert_array_equal(np.sort(order), np.arange(40))
+    # Each block is one run of consecutive rows: 3 runs, 2 changes of block.
+    assert np.count_nonzero(np.diff(block[order])) == 2
+    assert_array_equal(disp.im_.get_array(), covariance[np.ix_(order, order)])
+    assert disp.ax_.get_title() == "units\n(units clustered by |correlation|)"
+    # Sparse ticks, each labelled with the unit drawn there.
+    ticks = disp.ax_.get_xticks().astype(int)
+    assert len(ticks) <= 11
+    assert tick_texts(disp.ax_.get_xticklabels()) == [str(order[t]) for t in ticks]
+    # The correlation orders the same way; the order can be reused.
+    corr = covariance_to_correlation(covariance)
+    assert_array_equal(CovarianceDisplay(corr).plot(order="cluster").order_, order)
+    again = CovarianceDisplay(corr).plot(order=order)
+    assert_array_equal(again.im_.get_array(), corr[np.ix_(order, order)])
+    assert again.ax_.get_title() == "units reordered"
+
+
+def test_order_none_and_small_matrices_keep_the_units_order(classifier):
+    covariance, _ = shuffled_blocks()
+    disp = CovarianceDisplay(covariance, title="t").plot(order=None)
+    assert_array_equal(disp.order_, np.arange(40)) and disp.ax_.get_title() == "t"
+    assert_array_equal(disp.im_.get_array(), covariance)
+    disp = CovarianceDisplay.from_estimator(classifier, which="column")  # 16 units
+    assert_array_equal(disp.order_, np.arange(16))
+    disp = CovarianceDisplay.from_estimator(classifier, which="column", order="cluster")
+    assert disp.ax_.get_title().endswith("(units clustered by |correlation|)")
+    assert_allclose(disp.im_.get_array(), covariance_to_correlation(
+        classifier.column_covariance_)[np.ix_(disp.order_, disp.order_)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["sorted", [0, 0, 1], [0, 1], [0.0, 1.0, 2.0]])
+def test_invalid_order(order):
+    with pytest.raises(ValueError, match="order must be"):
+        CovarianceDisplay(np.eye(3)).plot(order=order)
+
+
+def test_clustering_copes_with_dead_units():
+    covariance, block = shuffled_blocks()
+    covariance[:, :5] = covariance[:5, :] = 0.0  # no variance, as a dead ReLU's weights
+    disp = CovarianceDisplay(covariance, kind="covariance").plot()
+    assert_array_equal(np.sort(disp.order_), np.arange(40))
+    alive = disp.order_[disp.order_ >= 5]
+    assert np.count_nonzero(np.diff(block[alive])) == 2
+
+
+def drawn_tick_labels(ax):
+    """The tick labels of both axes that are drawn: those of ticks within the view."""
+    labels = []
+    for axis in (ax.xaxis, ax.yaxis):
+        low, high = sorted(axis.get_view_interval())
+        for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+            if low <= tick.get_loc() <= high:
+                labels += [label for label in (tick.label1, tick.label2)
+                           if label.get_visible()]
+    return labels
+
+
+def assert_inside_saved_figure(fig, texts):
+    """Every non-empty text lies inside the figure, once saved as a PNG."""
+    fig.savefig(io.BytesIO(), format="png", dpi=80)
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for t in texts if t.get_visible() and t.get_text()]
+    assert texts
+    for text in texts:
+        extent = text.get_window_extent(renderer)
+        assert (extent.x0 >= box.x0 - 0.5 and extent.y0 >= box.y0 - 0.5
+                and extent.x1 <= box.x1 + 0.5 and extent.y1 <= box.y1 + 0.5), (
+            text.get_text(), extent, box)
+
+
+def test_long_rotated_tick_labels_are_not_cut():
+    names = [f"joint_torque_{k}" for k in range(1, 8)]
+    corr = covariance_to_correlation(np.cov(np.random.default_rng(0).normal(size=(7, 30))))
+    disp = CovarianceDisplay(corr, labels=names, axis_label="task", title="tasks").plot()
+    assert disp.ax_.get_xticklabels()[0].get_rotation() == 45
+    ax = disp.ax_
+    assert_inside_saved_figure(disp.figure_, [
+        *drawn_tick_labels(ax), ax.xaxis.label, ax.yaxis.label, ax.title,
+        disp.colorbar_.ax.yaxis.label, *drawn_tick_labels(disp.colorbar_.ax)])
+
+
 # -- TrainingCurveDisplay ------------------------------------------------------------
 
 
@@ -242,6 +340,34 @@ def test_precision_bounds_are_drawn(classifier):
     levels = [line.get_ydata()[0] for line in disp.axes_[3].get_lines()
               if line.get_linestyle() == "--"]
     assert levels == [classifier.u, classifier.v]
+
+
+def test_bounds_say_what_touching_them_means(classifier):
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    legend = tick_texts(disp.axes_[3].get_legend().get_texts())
+    assert legend[2:] == [
+        "$u$ = 0.1: a direction on it is penalised as little as allowed "
+        "(10× less than the mean)",
+        "$v$ = 10: a direction on it is penalised as much as allowed (10× more than the mean)"]
+    # Without the prior's scale, no ratio to the mean.
+    disp = TrainingCurveDisplay.from_history(classifier.history_, precision_bounds=(1e-3, 1e3))
+    legend = tick_texts(disp.axes_[-1].get_legend().get_texts())
+    assert legend[2:] == ["$u$ = 0.001: a direction on it is penalised as little as allowed",
+                          "$v$ = 1000: a direction on it is penalised as much as allowed"]
+
+
+def test_training_curve_labels_and_legends_are_not_cut(classifier):
+    disp = TrainingCurveDisplay.from_estimator(classifier)
+    texts = [disp.axes_[0].title]
+    for ax in disp.axes_:
+        texts += [*drawn_tick_labels(ax), ax.xaxis.label, ax.yaxis.label,
+                  *ax.get_legend().get_texts()]
+    assert_inside_saved_figure(disp.figure_, texts)
+    # The precision panel's legend sits between it and the panel above, over neither.
+    renderer = disp.figure_.canvas.get_renderer()
+    legend = disp.axes_[3].get_legend().get_window_extent(renderer)
+    assert legend.y0 >= disp.axes_[3].get_window_extent(renderer).y1
+    assert legend.y1 <= disp.axes_[2].get_window_extent(renderer).y0
 
 
 def test_no_validation_curve_without_early_stopping(regressor):

@@ -29,7 +29,7 @@ from scipy.stats import kurtosis
 from skorch.callbacks import Callback
 
 from sk_adareg import AdaRegMultiTaskRegressor
-from sk_adareg._batches import chunked_forward
+from sk_adareg._data import chunked_forward
 
 EPOCHS = 200
 SHOWN = (20, 60, 100, 200)  # the epochs of the table (evidence updates)

@@ -30,7 +30,7 @@ from multitarget import fit_and_score, prepared, run_over_sets
 from scipy.optimize import minimize
 
 from sk_adareg import AdaRegMultiTaskRegressor
-from sk_adareg._evidence import map_curvature
+from sk_adareg._kfac import map_curvature
 from sk_adareg.laplace import KroneckerLaplace
 
 MAX_PARAMETERS = 4000

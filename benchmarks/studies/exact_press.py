@@ -8,7 +8,8 @@ compared at the same weights. This fits
 ``AdaRegMultiTaskRegressor(reg_lambda="loo", adareg_layers="all")`` for 200 epochs on the
 sets, splits and preprocessing of ``multitarget.py`` (those whose network has at most
 ``MAX_PARAMETERS`` regularized weights), then computes PRESS at the final weights over the
-factors of :data:`sk_adareg._loo.SCALES` on the strengths in force, both with the library's
+factors of :data:`sk_adareg._strength._loo.SCALES` on the strengths in force, both with the
+library's
 KFAC leverages and with the exact ones (``J (J^T J + P)^-1 J^T`` over all regularized
 weights at once, ``P`` the block-diagonal prior precision; the output bias counted as an
 intercept, other biases held, as in the library), and prints the factor each picks.
@@ -29,7 +30,7 @@ from exact_evidence import EPOCHS, MAX_PARAMETERS, left_out_note, small_fit
 from multitarget import run_over_sets
 
 from sk_adareg._kfac import output_gradients
-from sk_adareg._loo import SCALES, _Linearized
+from sk_adareg._strength._loo import SCALES, _Linearized
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
 

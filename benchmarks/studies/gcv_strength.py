@@ -88,7 +88,7 @@ class GCVStrength(AfterEvidenceUpdate):
 
     def update(self, net, X, Y):
         names = net.priors_.names
-        gcv, N = gcv_criterion(net._adareg_module, names, net.priors_, X, Y)
+        gcv, N = gcv_criterion(net.regularized_module, names, net.priors_, X, Y)
         lambdas = self.lambdas_ or [max(float(net.reg_lambda_[m]) * N, GRID[0]) for m in names]
         if self.search == "joint" and len(names) == 2:
             coarse = GRID[::2]

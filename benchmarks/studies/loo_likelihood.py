@@ -35,14 +35,14 @@ import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import torch
 from _strength_study import comparison_study, loo_row
 
-from sk_adareg import _loo
+from sk_adareg._strength import _loo
 
 VARIANTS = [("loo", 60), ("loo, LOO likelihood", 60), ("loo", 200),
             ("loo, LOO likelihood", 200)]
 
 
 def negative_loo_likelihood(self, scales):
-    """In place of :meth:`sk_adareg._loo._Linearized.press`: minus the LOO log likelihood.
+    """In place of ``_loo._Linearized.press``: minus the LOO log likelihood.
 
     Per factor and target: the weighted sums of ``r^2 / (1 - h)`` and of ``log(1 - h)``
     over the terms PRESS sums; inf where a leverage reaches 1, as PRESS.

@@ -7,7 +7,7 @@ noise is taken from an estimate that does not reward fitting: after every eviden
 update of ``reg_lambda="auto", adareg_layers="all"``, a callback sets each target's
 noise variance to the approximate leave-one-out mean squared error (PRESS over ``n``,
 Allen 1974) of the network linearized at its current weights and strengths (the
-library's PRESS of ``reg_lambda="loo"``, :mod:`sk_adareg._loo`, at the factor 1), then
+library's PRESS of ``reg_lambda="loo"``, :mod:`sk_adareg._strength._loo`, at the factor 1), then
 the strengths to the maximizers of the Laplace evidence at that fixed noise, once or
 three times over (the variant's rounds). The evidence still decides the strengths; only
 its noise is honest about prediction. Nothing is held out; the test part is only
@@ -36,9 +36,9 @@ from _common import write_study
 from _strength_study import AfterEvidenceUpdate, comparison, comparison_lines, timed_row
 from multitarget import run_over_sets
 
-from sk_adareg._evidence import _LAMBDA_FLOOR, _scale
-from sk_adareg._loo import _Linearized
-from sk_adareg.laplace import KroneckerLaplace, fit_hyperparameters, kfac
+from sk_adareg._strength._evidence import prior_scale as _scale
+from sk_adareg._strength._loo import _Linearized
+from sk_adareg.laplace import LAMBDA_BOUNDS, KroneckerLaplace, fit_hyperparameters, kfac
 
 # Alternations of the noise (PRESS) and the strengths (evidence) per update.
 ROUNDS = {"LOO noise, 1 round": 1, "LOO noise, 3 rounds": 3}
@@ -49,7 +49,7 @@ VARIANTS = [("evidence", 60), ("LOO noise, 1 round", 60), ("evidence", 200),
 def loo_noise(module, names, laplace, X, Y):
     """Per target, PRESS over the points at the strengths and noise of ``laplace``."""
     beta = 1.0 / torch.as_tensor(laplace.noise_variance, dtype=torch.float64)
-    unit = {m: max(float(lam) / float(beta.mean()), _LAMBDA_FLOOR)
+    unit = {m: max(float(lam) / float(beta.mean()), LAMBDA_BOUNDS[0])
             for m, lam in laplace.reg_lambda.items()}
     press, total = torch.zeros(len(beta), dtype=torch.float64), 0.0
     for r, leverage, w in _Linearized(module, names, laplace, lambda: [(X, Y)],
@@ -67,19 +67,19 @@ class LOONoise(AfterEvidenceUpdate):
         self.rounds = rounds
 
     def update(self, net, X, Y):
-        module, names = net._adareg_module, net.priors_.names
+        module, names = net.regularized_module, net.priors_.names
         curvature = kfac(module, [(X, Y)], names, "gaussian")
         n = curvature.n_samples
         # The posterior at what the evidence update just set (in the prior's units).
         noise = net.noise_variance_
         scale = _scale("gaussian", n, noise)
         laplace = KroneckerLaplace(curvature, net.priors_, {
-            m: max(c * scale, _LAMBDA_FLOOR) for m, c in net.reg_lambda_.items()}, noise)
+            m: max(c * scale, LAMBDA_BOUNDS[0]) for m, c in net.reg_lambda_.items()}, noise)
         for _ in range(self.rounds):
             noise = loo_noise(module, names, laplace, X, Y)
             laplace = fit_hyperparameters(curvature, net.priors_, dict(laplace.reg_lambda),
                                           noise, fit_noise=False, laplace=laplace)
-        # The loss's units, as the library's update sets them (sk_adareg._evidence).
+        # The loss's units, as the library's update sets them (sk_adareg._strength._evidence).
         scale = _scale("gaussian", n, noise)
         strengths = {m: lam / scale for m, lam in laplace.reg_lambda.items()}
         net.priors_.set_strengths(strengths)

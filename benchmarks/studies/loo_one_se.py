@@ -30,16 +30,16 @@ import numpy as np
 import torch
 from _strength_study import comparison_study, loo_row
 
-from sk_adareg import _loo
+from sk_adareg._strength import _loo
 
 VARIANTS = [("loo", 60), ("loo, one SE", 60), ("loo, factor 1", 60),
             ("loo", 200), ("loo, one SE", 200), ("loo, factor 1", 200)]
 
 
 def one_se_scale(module, names, laplace, batches, strengths):
-    """In place of :func:`sk_adareg._loo.press_scale`: the one-standard-error factor.
+    """In place of :func:`sk_adareg._strength._loo.press_scale`: the one-standard-error factor.
 
-    Returns the factor and PRESS at every factor of :data:`sk_adareg._loo.SCALES`.
+    Returns the factor and PRESS at every factor of :data:`sk_adareg._strength._loo.SCALES`.
     """
     linearized = _loo._Linearized(module, names, laplace, batches, strengths)
     parts = []
@@ -64,7 +64,7 @@ def one_se_scale(module, names, laplace, batches, strengths):
 
 
 def unit_scale(module, names, laplace, batches, strengths):
-    """In place of :func:`sk_adareg._loo.press_scale`: always the factor 1, and its PRESS."""
+    """In place of ``_loo.press_scale``: always the factor 1, and its PRESS."""
     return 1.0, _loo._Linearized(module, names, laplace, batches, strengths).press([1.0])
 
 

@@ -28,8 +28,7 @@ import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 import numpy as np
 from _strength_study import comparison_study, timed_row
 
-import sk_adareg.callbacks
-from sk_adareg import _loo
+from sk_adareg._strength import _loo, _policies
 
 EPOCHS = 200
 VARIANTS = [("loo", EPOCHS), ("loo, output factor", EPOCHS), ("loo, factor per layer", EPOCHS)]
@@ -44,7 +43,7 @@ def factor_grid(variant, n_layers):
 
 
 def per_layer_rescale(variant, shipped_search=_loo.press_scale):
-    """In place of :func:`sk_adareg._loo.rescale_strengths`: the factors of ``variant``.
+    """In place of :func:`sk_adareg._strength._loo.rescale_strengths`: the factors of ``variant``.
 
     The library's function runs with its search replaced: it sets the strengths to
     the evidence's (factor 1) and the targets' weights to 1 as shipped, and the
@@ -80,7 +79,7 @@ def per_layer_rescale(variant, shipped_search=_loo.press_scale):
 def run_one(name, rep, variant, data):
     if variant[0] == "loo":
         return {**timed_row(name, rep, variant, data, [], reg_lambda="loo")[1], "fallbacks": 0}
-    with mock.patch.object(sk_adareg.callbacks, "rescale_strengths",
+    with mock.patch.object(_policies, "rescale_strengths",
                            per_layer_rescale(variant[0])):
         model, row = timed_row(name, rep, variant, data, [], reg_lambda="loo")
     return {**row, "fallbacks": sum(1 for epoch in model.history_ if "loo_fallback" in epoch)}

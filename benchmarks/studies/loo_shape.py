@@ -24,13 +24,13 @@ from unittest import mock
 import _parent  # noqa: F401  (benchmarks/ on sys.path, results here)
 from _strength_study import comparison_study, loo_row
 
-import sk_adareg.callbacks
+from sk_adareg._strength import _policies
 
 EPOCHS = 200
 VARIANTS = [("loo", EPOCHS), ("loo, equal strengths", EPOCHS)]
 
 
-def equal_then_rescale(net, dataset, laplace, rescale=sk_adareg.callbacks.rescale_strengths):
+def equal_then_rescale(net, dataset, laplace, rescale=_policies.rescale_strengths):
     """Set every strength to their geometric mean, then let PRESS pick the factor."""
     values = list(net.reg_lambda_.values())
     mean = math.exp(sum(math.log(max(v, 1e-300)) for v in values) / len(values))
@@ -41,7 +41,7 @@ def equal_then_rescale(net, dataset, laplace, rescale=sk_adareg.callbacks.rescal
 
 def run_one(name, rep, variant, data):
     patch = None if variant[0] == "loo" else mock.patch.object(
-        sk_adareg.callbacks, "rescale_strengths", equal_then_rescale)
+        _policies, "rescale_strengths", equal_then_rescale)
     return loo_row(name, rep, variant, data, patch)
 
 

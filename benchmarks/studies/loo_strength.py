@@ -57,7 +57,7 @@ from _strength_study import (
 )
 from multitarget import run_over_sets
 
-from sk_adareg._loo import _Linearized
+from sk_adareg._strength._loo import _Linearized
 from sk_adareg.laplace import KroneckerLaplace, kfac
 
 SCALES = np.logspace(-3, 6, 37)  # the factors alpha of the "scale" search
@@ -68,7 +68,7 @@ VARIANTS = [("evidence", 60), ("LOO, coordinate", 60), ("LOO, scale", 60),
 def press_criterion(module, names, priors, X, Y):
     """``PRESS(lambdas)`` (one strength per weight of ``names``) at the current weights.
 
-    The library's PRESS of ``reg_lambda="loo"`` (:mod:`sk_adareg._loo`), with a factor
+    The library's PRESS of ``reg_lambda="loo"`` (:mod:`sk_adareg._strength._loo`), with a factor
     per layer on unit strengths.
     """
     laplace = KroneckerLaplace(kfac(module, [(X, Y)], names, "gaussian"), priors)
@@ -92,7 +92,7 @@ class PRESSStrength(AfterEvidenceUpdate):
 
     def update(self, net, X, Y):
         names = net.priors_.names
-        press, N = press_criterion(net._adareg_module, names, net.priors_, X, Y)
+        press, N = press_criterion(net.regularized_module, names, net.priors_, X, Y)
         evidence = [max(float(net.reg_lambda_[m]) * N, GRID[0]) for m in names]
         if self.search == "scale":
             values = [press([alpha * lam for lam in evidence]) for alpha in SCALES]

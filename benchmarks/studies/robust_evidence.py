@@ -58,7 +58,7 @@ class TEvidenceStrength(AfterEvidenceUpdate):
         return self
 
     def update(self, net, X, Y):
-        module, names = net._adareg_module, net.priors_.names
+        module, names = net.regularized_module, net.priors_.names
         curvature = kfac(module, [(X, Y)], names, "gaussian")
         n, k = curvature.n_samples, curvature.n_outputs
         with torch.no_grad():

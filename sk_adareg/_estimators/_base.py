@@ -32,7 +32,7 @@ from .._params import (
     parameters_doc,
 )
 from .._strength import strength_policy
-from ..callbacks import DropBatchHistory, EpochProgressBar, ValidationScore
+from ..callbacks import DropBatchHistory, EpochProgressBar, EpochTable, ValidationScore
 from ..exceptions import TrainingDivergedError
 from ._mlp import MLP
 
@@ -454,7 +454,7 @@ class BaseAdaReg(BaseEstimator):
             # 1 is the progress bar; 2 and more skorch's table (PrintLog).
             "verbose": int(self.verbose >= 2),
             # skorch's PrintLog formats its table every epoch even when silent.
-            **({} if self.verbose >= 2 else {"callbacks__print_log": None}),
+            "callbacks__print_log": EpochTable() if self.verbose >= 2 else None,
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
             **self._net_kwargs(n_outputs),
         }
@@ -787,7 +787,9 @@ module : torch.nn.Module class, instance or callable, default=None
     verbose : int, default=0
         0 is silent; 1 shows a progress bar over the epochs with the latest
         losses (:class:`~sk_adareg.callbacks.EpochProgressBar`); 2 and more
-        print skorch's table, one line per epoch.
+        print skorch's table, one line per epoch, without the AdaReg
+        diagnostics and in plain text unless standard output is a terminal
+        (:class:`~sk_adareg.callbacks.EpochTable`).
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Passed on to the skorch net.
