@@ -85,21 +85,27 @@ def chunk_rows(module, row_shape, copies=1):
     return max(1, INFERENCE_BYTES // (copies * per_row))
 
 
-def chunked_forward(module, X, device, nonlinearity=None, min_rows=1):
+def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=None):
     """The outputs of ``module`` on ``X`` in evaluation mode, as a float64 numpy array.
 
     ``X`` (an array, or a scipy sparse matrix) is cut into chunks of about
-    :data:`INFERENCE_BYTES` once dense, each densified, moved to ``device`` and
-    run without gradients.
+    :data:`INFERENCE_BYTES` once dense, each densified, moved to ``device``,
+    clipped there to ``bounds`` (a pair of arrays of the shape of a row; None:
+    not clipped) and run without gradients.
     """
     rows = max(min_rows, chunk_rows(module, X.shape[1:]))
     training = module.training
+    if bounds is not None:
+        low, high = (torch.as_tensor(b, device=device) for b in bounds)
     module.eval()
     try:
         outputs = []
         with torch.no_grad():
             for start in range(0, X.shape[0], rows):
-                out = module(torch.as_tensor(dense(X[start:start + rows]), device=device))
+                chunk = torch.as_tensor(dense(X[start:start + rows]), device=device)
+                if bounds is not None:
+                    chunk = torch.minimum(torch.maximum(chunk, low), high)
+                out = module(chunk)
                 if nonlinearity is not None:
                     out = nonlinearity(out)
                 outputs.append(out.to(device="cpu", dtype=torch.float64).numpy())

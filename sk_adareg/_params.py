@@ -4,7 +4,9 @@ The prior (:mod:`sk_adareg.prior`), the skorch mixin (:mod:`sk_adareg.net`) and
 the estimators take their defaults, their validation and the numpydoc text of
 their parameters from :data:`ADAREG_PARAMS`. A new hyperparameter is one entry
 here, plus the explicit ``__init__`` signatures that scikit-learn requires of
-the estimators.
+the estimators. The estimators' defaults (:data:`DEFAULTS`) learn the strength on
+every layer; the skorch nets keep a fixed strength on the last layer
+(:data:`NET_DEFAULTS`), since they cannot refit themselves to choose.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -20,16 +22,20 @@ __all__ = []
 
 @dataclass(frozen=True)
 class _Hyperparameter:
-    """One hyperparameter: default, scikit-learn constraints, numpydoc type and text."""
+    """One hyperparameter: defaults, scikit-learn constraints, numpydoc type and text.
+
+    ``net_default`` is the skorch nets' default where it differs from the estimators'.
+    """
 
     default: object
     constraints: list
     type_doc: str
     doc: str
+    net_default: object = None
 
-    def numpydoc(self, name):
+    def numpydoc(self, name, default):
         """The numpydoc block ``name : type, default=...`` with its text, indented for a class."""
-        return f"{name} : {self.type_doc}, default={_format(self.default)}\n        {self.doc}"
+        return f"{name} : {self.type_doc}, default={_format(default)}\n        {self.doc}"
 
 
 def _format(value):
@@ -43,7 +49,7 @@ def _format(value):
 
 _ADAREG_LAYER_KINDS = ("last", "all", "linear", "conv")
 #: The values of ``reg_lambda`` that learn the strengths from the training data.
-LEARNED_STRENGTHS = ("auto", "loo")
+LEARNED_STRENGTHS = ("auto", "evidence", "loo")
 NUMERATORS = ("paper", "authors")
 PRECISION_SCALES = ("learned", "unit_mean")
 
@@ -51,29 +57,22 @@ PRECISION_SCALES = ("learned", "unit_mean")
 # turns the penalty or the precisions into NaN.
 ADAREG_PARAMS = {
     "reg_lambda": _Hyperparameter(
-        3e-3, [Interval(Real, 0, math.inf, closed="left"), StrOptions(set(LEARNED_STRENGTHS))],
-        'float, "auto" or "loo"',
-        """Strength ``lambda`` of the prior in objective (4), added to the mean
-        loss of each batch. ``0`` trains without it (the precisions are still
-        estimated from the weights). The default is the largest value that
-        never made AdaReg worse than no regularization in our benchmarks
-        (user guide, "The parameters that matter"); tune it by cross-validation
-        for your data,
-        or use ``"auto"``: a strength per regularized layer (and, for
-        regression, a noise variance per target) learned from the training
-        data by maximizing the Laplace approximation of the marginal
-        likelihood, every ``cov_update_every`` epochs after the precisions'
-        update (type-II maximum likelihood, as in Immer et al., 2021; no data
-        is held out). The strengths start at 3e-3. ``"loo"`` (regression,
-        ``nn.Linear`` weights) then multiplies all the strengths by the factor,
-        from 1e-3 to 1e6, that minimizes the approximate leave-one-out squared
-        error of the network linearized at its weights (PRESS, as RidgeCV's
-        leave-one-out), with the targets weighed alike: the evidence decides how
-        the layers compare, leave-one-out how strong the prior is overall. It
-        asks for stronger priors than ``"auto"`` where the targets have heavy
-        tails; the leverages come from the Kronecker-factored posterior, which
-        makes them larger than the exact ones (user guide, "Learning the
-        strength")."""),
+        "auto", [Interval(Real, 0, math.inf, closed="left"), StrOptions(set(LEARNED_STRENGTHS))],
+        'float, "auto", "evidence" or "loo"',
+        """Strength of the prior: the factor of its penalty in the mean loss of
+        each batch. A number fixes it; ``0`` trains without the prior. The
+        strings learn it from the training data, during training.
+        ``"evidence"`` gives each regularized weight a strength (and, for
+        regression, each target a noise variance) that maximizes the Laplace
+        approximation of the marginal likelihood: type-II maximum likelihood,
+        with no data held out. ``"loo"`` (regression) then multiplies all the
+        strengths by the factor with the least approximate leave-one-out
+        error; it picks stronger priors, which suits heavy-tailed targets.
+        ``"auto"`` (the estimators only) chooses between the two by
+        cross-validation on the training data (``cv``), with short fold fits,
+        and refits with the winner; for classification it is ``"evidence"``.
+        See the user guide, "Learning the strength".""",
+        net_default=3e-3),
     "u": _Hyperparameter(
         0.1, [Interval(Real, 0, math.inf, closed="neither")], "float",
         """Lower bound on the eigenvalues of both precision matrices, ``0 < u <= v``.
@@ -104,11 +103,15 @@ ADAREG_PARAMS = {
         """Epochs of the network's optimizer between two closed-form updates of
         the precisions (Algorithm 1)."""),
     "adareg_layers": _Hyperparameter(
-        "last", [StrOptions(set(_ADAREG_LAYER_KINDS)), list, tuple],
-        '{"last", "all", "linear", "conv"} or list of str',
-        """Weights that carry a prior: the last ``nn.Linear`` (in registration
-        order), all ``nn.Linear`` and ``nn.Conv2d`` weights, all linear, all
-        convolutional, or a list of parameter names of the module."""),
+        "all", [StrOptions(set(_ADAREG_LAYER_KINDS)), list, tuple],
+        '{"all", "last", "linear", "conv"} or list of str',
+        """Weights that carry a prior: all ``nn.Linear`` and ``nn.Conv2d``
+        weights, the last ``nn.Linear`` (in registration order), all linear,
+        all convolutional, or a list of parameter names of the module. With
+        learned strengths, a prior on every layer predicts better and gives
+        honest intervals (``return_std``). ``row_covariance_`` and
+        ``column_covariance_`` are always the last regularized layer's.""",
+        net_default="last"),
     "decov_lambda": _Hyperparameter(
         0.0, [Interval(Real, 0, math.inf, closed="left")], "float",
         """Strength of the DeCov penalty (Cogswell et al., 2016) on the input of
@@ -117,17 +120,20 @@ ADAREG_PARAMS = {
         alone."""),
 }
 
-#: The defaults of the nets and estimators (why: the user guide, "The parameters that matter").
+#: The defaults of the estimators (why: the user guide, "The parameters that matter").
 DEFAULTS = {name: param.default for name, param in ADAREG_PARAMS.items()}
+#: The defaults of the skorch nets.
+NET_DEFAULTS = {name: param.default if param.net_default is None else param.net_default
+                for name, param in ADAREG_PARAMS.items()}
 
 #: The defaults of :class:`~sk_adareg.prior.MatrixNormalPrior`, which differ on
 #: purpose: the bare prior is the paper's object, with the bounds of the authors'
 #: demo and the paper's learned scale; the estimators use the measured defaults.
-PAPER_DEFAULTS = {**DEFAULTS, "u": 1e-3, "v": 1e3, "precision_scale": "learned"}
+PAPER_DEFAULTS = {**NET_DEFAULTS, "u": 1e-3, "v": 1e3, "precision_scale": "learned"}
 
 PRIOR_PARAMS = ("u", "v", "numerator", "precision_scale")
 
-#: Where ``reg_lambda="auto"`` starts: the strength of the fixed default.
+#: Where learned strengths start: the nets' fixed default.
 AUTO_START = 3e-3
 
 
@@ -136,9 +142,13 @@ def parameter_constraints(names=ADAREG_PARAMS):
     return {name: ADAREG_PARAMS[name].constraints for name in names}
 
 
-def parameters_doc(names=ADAREG_PARAMS):
-    """The numpydoc blocks of the named hyperparameters, for a class docstring."""
-    return "\n\n    ".join(ADAREG_PARAMS[name].numpydoc(name) for name in names)
+def parameters_doc(names=ADAREG_PARAMS, defaults=None):
+    """The numpydoc blocks of the named hyperparameters, for a class docstring.
+
+    ``defaults`` are the estimators' (:data:`DEFAULTS`) unless given.
+    """
+    defaults = DEFAULTS if defaults is None else defaults
+    return "\n\n    ".join(ADAREG_PARAMS[name].numpydoc(name, defaults[name]) for name in names)
 
 
 def check_params(params, caller):

@@ -90,11 +90,54 @@ class DivergenceCheck(Callback):
             )
 
 
+#: Fewest prior updates before its last epoch that a fit with learned strengths makes
+#: every ``cov_update_every`` epochs; a shorter fit updates at steps instead.
+MIN_UPDATES = 3
+
+
+def update_steps(net, dataset):
+    """The optimizer steps after which a short fit updates its prior; None: every few epochs.
+
+    A fit with learned strengths that would update its prior fewer than
+    :data:`MIN_UPDATES` times before its last epoch (``max_epochs`` below about
+    ``3 * cov_update_every``) updates it after :data:`MIN_UPDATES` evenly spaced
+    optimizer steps instead, the last one three quarters of the way through the
+    fit: the strengths adapt in fits of any length, and the final weights train
+    under the strengths reported. Fixed strengths keep the epoch schedule.
+
+    Parameters
+    ----------
+    net : AdaRegMixin
+    dataset : skorch.dataset.Dataset or None
+        The training data.
+
+    Returns
+    -------
+    steps : set of int or None
+        Step numbers counted from 1 within the training call.
+    """
+    if dataset is None or not net.strength_policy.learned:
+        return None
+    epochs = int(net.max_epochs)
+    if (epochs - 1) // int(net.cov_update_every) >= MIN_UPDATES:
+        return None
+    size = int(net.batch_size)
+    batches = (len(dataset) // size if vars(net).get("iterator_train__drop_last")
+               else math.ceil(len(dataset) / size))
+    total = epochs * max(batches, 1)
+    every = total / (MIN_UPDATES + 1)
+    return {step for step in (round(every * j) for j in range(1, MIN_UPDATES + 1))
+            if 0 < step < total}
+
+
 class PriorUpdate(Callback):
     """The closed-form precision update every ``cov_update_every`` epochs, and its records.
 
     At the end of every ``net.cov_update_every``-th epoch it updates the
-    precisions (``net.update_priors()``) and warns
+    precisions (``net.update_priors()``); a short fit with learned strengths
+    updates them after a few evenly spaced optimizer steps instead
+    (:func:`update_steps`), recording ``cov_update`` in that batch's row. It
+    warns
     (:class:`~sk_adareg.exceptions.CollapseWarning`, once per layer and fit)
     when a regularized weight is collapsing: its norm fell below
     ``collapse_ratio`` times its largest value at an update of this fit while
@@ -128,6 +171,8 @@ class PriorUpdate(Callback):
     def _reset(self):
         self.peak_norms_ = {}
         self.collapse_warned_ = set()
+        # The steps of a short fit's updates (update_steps), planned at its first epoch.
+        self._planned, self._steps, self._step, self._updated = False, None, 0, False
         # Batch-size-weighted sum of the epoch's data losses, kept as a tensor and added
         # to in place (one operation per batch): reading it per batch would synchronise
         # a GPU, and keeping the losses would keep their storage (a batch's worth each).
@@ -136,10 +181,23 @@ class PriorUpdate(Callback):
     def on_train_begin(self, net, **kwargs):
         self._reset()
 
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if not self._planned:
+            self._planned, self._steps = True, update_steps(net, dataset_train)
+        self._updated = False
+
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         # Through __dict__: skorch's __setattr__ costs microseconds at every batch.
         loss, net.__dict__["batch_data_loss_"] = net.batch_data_loss_, None
-        if not training or loss is None:
+        if not training:
+            return
+        if self._steps is not None:
+            self._step += 1
+            if self._step in self._steps:
+                net.update_priors()
+                net.history.record_batch("cov_update", True)
+                self._updated = True
+        if loss is None:
             return
         # The loss without the penalty, as get_loss computed it for this step.
         if self._data_loss_sum is None:
@@ -149,9 +207,13 @@ class PriorUpdate(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         epoch = len(net.history)
-        update = epoch % int(net.cov_update_every) == 0
+        if self._steps is None:
+            update = epoch % int(net.cov_update_every) == 0
+            if update:
+                net.update_priors()
+        else:
+            update = self._updated
         if update:
-            net.update_priors()
             self._warn_if_collapsing(net, epoch)
         loss_sum, count = self._data_loss_sum, self._data_loss_count
         if process_count(net) > 1:
@@ -198,19 +260,22 @@ class PriorUpdate(Callback):
 
 
 class StrengthUpdate(Callback):
-    """``reg_lambda="auto"`` or ``"loo"``: learn the priors' strengths from the training data.
+    """Learned strengths (``reg_lambda="evidence"`` or ``"loo"``): update them during training.
 
-    After each precision update it computes the Kronecker-factored curvature
-    of the training data at the current weights and sets the strength of
-    every prior (and, for regression, the noise variance of every target) to
-    the maximizers of the Laplace approximation of the log marginal
-    likelihood (:func:`~sk_adareg.laplace.fit_hyperparameters`); it records
-    ``log_evidence`` in the history. With ``"loo"`` it then multiplies all
-    the strengths by the factor that minimizes the approximate leave-one-out
-    squared error of the linearized network (:mod:`sk_adareg._strength._loo`), weighs
-    the targets alike, and records the factor as ``loo_scale`` and that
-    error per target value as ``loo_mse``. It does nothing for a numeric
-    ``reg_lambda``.
+    After each precision update it asks the net's strength policy
+    (:mod:`sk_adareg._strength`) to refit the strengths to the current
+    weights: the Laplace evidence sets the strength of every prior (and, for
+    regression, the noise variance of every target;
+    :func:`~sk_adareg.laplace.fit_hyperparameters`); with ``"loo"`` all the
+    strengths are then multiplied by the factor that minimizes the approximate
+    leave-one-out squared error of the linearized network
+    (:mod:`sk_adareg._strength._loo`) and the targets are weighed alike. It
+    records ``log_evidence`` (and ``loo_scale``, ``loo_mse``) in the history.
+    The precision update of the last epoch is not followed by one, so the final
+    weights are trained under the strengths the net reports (``reg_lambda_``).
+    On data of more than :data:`~sk_adareg._strength.UPDATE_ROWS` samples
+    the curvature comes from a random subset of that size. It does nothing for
+    a numeric ``reg_lambda``.
 
     Raises
     ------
@@ -218,17 +283,40 @@ class StrengthUpdate(Callback):
         If the evidence, the curvature or the weights are not finite.
     """
 
+    def initialize(self):
+        self._dataset, self._updated = None, False
+        return self
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self._dataset, self._updated = dataset_train, False
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        # A short fit's update, after the step PriorUpdate recorded it at.
+        if training and net.history[-1]["batches"][-1].get("cov_update") is True:
+            self._update(net, self._dataset)
+            self._updated = True
+
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        last_epoch = len(net.history) >= net.max_epochs
+        if self._updated or last_epoch or not net.history[-1].get("cov_update"):
+            return
+        self._update(net, dataset_train)
+
+    def on_train_end(self, net, **kwargs):
+        self._dataset = None
+
+    def _update(self, net, dataset):
         policy = net.strength_policy
-        if not (policy.learned and net.history[-1].get("cov_update")):
+        if not policy.learned:
             return
         try:
-            records = policy.update(net, dataset_train)
+            records = policy.update(net, dataset)
         except FloatingPointError as exc:
             raise TrainingDivergedError(
                 f"The Laplace evidence became NaN or infinite at epoch {len(net.history)} "
                 f"({exc}). Lower the learning rate (lr={net.lr!r}) or scale the inputs."
             ) from exc
+        net.prior_changed()
         for key, value in records.items():
             net.history.record(key, value)
 

@@ -18,7 +18,7 @@ from ._data import WeightedTarget
 from ._engine import FIT_STATE, EngineMixin
 from ._layers import resolve_adareg_layers
 from ._losses import TargetWeightedMSELoss
-from ._params import ADAREG_PARAMS, DEFAULTS, PRIOR_PARAMS, check_params, parameters_doc
+from ._params import ADAREG_PARAMS, NET_DEFAULTS, PRIOR_PARAMS, check_params, parameters_doc
 from .callbacks import DivergenceCheck, PriorRefresh, PriorUpdate, StrengthUpdate
 from .decov import InputRecorder, decov_penalty, last_linear
 from .distributed import broadcast_buffers, process_count, unwrap
@@ -89,7 +89,7 @@ class AdaRegMixin(EngineMixin):
 
     Parameters
     ----------
-    {parameters_doc()}
+    {parameters_doc(defaults=NET_DEFAULTS)}
 
     *args, **kwargs
         Passed on to the skorch net.
@@ -108,7 +108,8 @@ class AdaRegMixin(EngineMixin):
     """
 
     def __init__(self, *args, **kwargs):
-        adareg_params = {name: kwargs.pop(name, default) for name, default in DEFAULTS.items()}
+        adareg_params = {name: kwargs.pop(name, default)
+                         for name, default in NET_DEFAULTS.items()}
         super().__init__(*args, **kwargs)
         vars(self).update(adareg_params)
 
@@ -296,11 +297,22 @@ class AdaRegMixin(EngineMixin):
         self.priors_.update(self.regularized_module)
         if process_count(self) > 1:
             broadcast_buffers(self.priors_)
+        self.prior_changed()
         return self
+
+    def prior_changed(self):
+        """Take a change of the precisions or strengths into the penalty within an epoch.
+
+        An epoch of the speed engine binds the penalty's factors once; a callback
+        that changes the priors between two steps (a short fit's update) calls
+        this, and the rest of the epoch trains under the new prior.
+        """
+        if self.__dict__.get("_epoch_penalty_step") is not None:
+            self.__dict__["_epoch_penalty_step"] = self._penalty_step()
 
 
 # Batch callbacks that read nothing of the history during an epoch.
-AdaRegMixin._QUIET_CALLBACKS = (PriorUpdate,)
+AdaRegMixin._QUIET_CALLBACKS = (PriorUpdate, StrengthUpdate)
 # The classes whose training loss the engine's step reproduces.
 AdaRegMixin._ENGINE_MIRRORS = (AdaRegMixin, NeuralNet, NeuralNetClassifier, NeuralNetRegressor)
 # What the mixin keeps in __dict__ during a fit, besides the engine's (not parameters).

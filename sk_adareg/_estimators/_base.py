@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping
@@ -26,14 +26,16 @@ from .._engine import batch_loader
 from .._kfac import map_curvature
 from .._params import (
     ADAREG_PARAMS,
+    AUTO_START,
     DEFAULTS,
     check_params,
     parameter_constraints,
     parameters_doc,
 )
-from .._strength import strength_policy
+from .._strength import choose_by_cv, fold_epochs, strength_policy
 from ..callbacks import DropBatchHistory, EpochProgressBar, EpochTable, ValidationScore
 from ..exceptions import TrainingDivergedError
+from ._inputs import clip_to, input_bounds, union_bounds
 from ._mlp import MLP
 
 __all__ = ["SHARED_ATTRIBUTES", "SHARED_NOTES", "SHARED_PARAMETERS", "BaseAdaReg"]
@@ -132,6 +134,8 @@ class BaseAdaReg(BaseEstimator):
     """
 
     _output_nonlinearity = None
+    # The likelihood of the training criterion: "gaussian" or "categorical".
+    _likelihood = None
     # Whether the fit computes the Laplace posterior for every reg_lambda.
     _predictive = False
     # What the network's outputs are, for the docs and the output-size error.
@@ -158,6 +162,8 @@ class BaseAdaReg(BaseEstimator):
         "callbacks": [None, list],
         "keep_batch_history": ["boolean"],
         "warm_start": ["boolean"],
+        "cv": [None, "cv_object"],
+        "clip_inputs": ["boolean"],
     }
 
     def __init__(
@@ -190,6 +196,8 @@ class BaseAdaReg(BaseEstimator):
         callbacks=None,
         keep_batch_history=False,
         warm_start=False,
+        cv=None,
+        clip_inputs=True,
     ):
         self.module = module
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -218,6 +226,8 @@ class BaseAdaReg(BaseEstimator):
         self.callbacks = callbacks
         self.keep_batch_history = keep_batch_history
         self.warm_start = warm_start
+        self.cv = cv
+        self.clip_inputs = clip_inputs
 
     # -- nested parameters, as skorch routes them -------------------------------
 
@@ -389,11 +399,13 @@ class BaseAdaReg(BaseEstimator):
             return _EARLY_STOPPING_FRACTION
         return self.validation_fraction
 
-    def _split_validation(self, X, y, sample_weight, seed, n_outputs):
-        """Training arrays and the skorch ``train_split`` of the validation part."""
+    def _split_validation(self, X, y, sample_weight, seed, n_outputs, bounds=None):
+        """Training arrays, the skorch ``train_split`` of the validation part, and the
+        inputs' range: that of the training part (with ``bounds``, those of earlier data
+        too), to which the validation part is clipped as ``predict`` would clip it."""
         fraction = self._validation_fraction()
         if fraction is None:
-            return X, y, sample_weight, None
+            return X, y, sample_weight, None, self._bounds(X, bounds)
         n_valid = math.ceil(fraction * len(y))  # train_test_split's count
         needed = self._min_train_samples(n_outputs)
         if len(y) - n_valid < needed:
@@ -414,8 +426,16 @@ class BaseAdaReg(BaseEstimator):
                                         stratify=stratify)
         w_train, w_valid = (None, None) if sample_weight is None else (
             sample_weight[train], sample_weight[valid])
+        bounds = self._bounds(X[train], bounds)
+        X_valid = clip_to(X[valid], bounds) if self.clip_inputs else X[valid]
         return (X[train], y[train], w_train,
-                predefined_split(_dataset(X[valid], y[valid], w_valid)))
+                predefined_split(_dataset(X_valid, y[valid], w_valid)), bounds)
+
+    @staticmethod
+    def _bounds(X, earlier=None):
+        """The range of each input over ``X`` and the ``earlier`` bounds."""
+        bounds = input_bounds(X)
+        return bounds if earlier is None else union_bounds(earlier, bounds)
 
     def _callbacks(self):
         """The user's callbacks, then the estimator's own."""
@@ -432,8 +452,12 @@ class BaseAdaReg(BaseEstimator):
             callbacks.append(("drop_batch_history", DropBatchHistory()))
         return callbacks
 
-    def _make_net(self, module, train_split, n_outputs, nested):
-        """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings."""
+    def _make_net(self, module, train_split, n_outputs, nested, reg_lambda):
+        """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings.
+
+        ``reg_lambda`` is the strength it trains under: the estimator's, or with
+        ``reg_lambda="auto"`` the way of learning it that cross-validation chose.
+        """
         callbacks = self._callbacks()
         # Integers may come as numpy integers from a parameter grid; torch's
         # DataLoader accepts only Python ints.
@@ -456,6 +480,7 @@ class BaseAdaReg(BaseEstimator):
             # skorch's PrintLog formats its table every epoch even when silent.
             "callbacks__print_log": EpochTable() if self.verbose >= 2 else None,
             **{name: getattr(self, name) for name in ADAREG_PARAMS},
+            "reg_lambda": reg_lambda,
             **self._net_kwargs(n_outputs),
         }
         return self._net_class(**{**params, **nested})
@@ -463,11 +488,11 @@ class BaseAdaReg(BaseEstimator):
     def _net_kwargs(self, n_outputs):
         return {}
 
-    def _fit(self, X, y, sample_weight=None):
+    def _fit(self, X, y, sample_weight=None, groups=None):
         if self.warm_start and hasattr(self, "net_"):
             return self._continue(X, y, sample_weight, epochs=None)
         try:
-            return self._fit_unchecked(X, y, sample_weight)
+            return self._fit_unchecked(X, y, sample_weight, groups)
         except BaseException:
             self._unfit()
             raise
@@ -487,32 +512,69 @@ class BaseAdaReg(BaseEstimator):
             raise ValueError("sample_weight must have a positive sum; all weights are zero.")
         return sample_weight
 
-    def _fit_unchecked(self, X, y, sample_weight=None):
+    def _fit_unchecked(self, X, y, sample_weight=None, groups=None, posterior=True):
+        """One fit; ``posterior=False`` skips the Laplace posterior (a fold of the CV)."""
         self._check_params()
         X = self._validate_X(X, reset=True)
         sample_weight = self._sample_weight(X, sample_weight)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        method, cv_scores = self._strength_method(X, y, sample_weight, groups, seed)
         y, n_outputs = self._encode_targets(X, y, sample_weight=sample_weight)
         sample_weight = self._class_weighted(y, sample_weight)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        X, y, sample_weight, train_split = self._split_validation(
+        X, y, sample_weight, train_split, bounds = self._split_validation(
             X, y, sample_weight, seed, n_outputs)
         self._check_batch_norm(X)
         dataset = _dataset(X, y, sample_weight)
         with _torch_seed(seed, self.device):
-            net = self._new_net(X, n_outputs, train_split)
+            net = self._new_net(X, n_outputs, train_split, method)
             # partial_fit: the net is initialized (fit would initialize it again).
             net.partial_fit(dataset, None)
-            laplace = self._fit_posterior(net, dataset)
-        self._set_fitted_attributes(net, laplace)
+            laplace = self._fit_posterior(net, dataset) if posterior else None
+        self._set_fitted_attributes(net, laplace, bounds)
+        self.strength_method_ = net.strength_policy.name
+        self.cv_scores_ = cv_scores
+        self.best_score_ = None if cv_scores is None else float(cv_scores[method].mean())
         return self
 
-    def _new_net(self, X, n_outputs, train_split):
+    def _strength_method(self, X, y, sample_weight, groups, seed):
+        """What the net trains under, and the cross-validation scores that chose it.
+
+        ``reg_lambda`` itself, or with ``"auto"`` the candidate of the strength
+        policy with the best mean score over the folds of ``cv`` (scored as
+        :meth:`score` scores, on fits of a fraction of ``max_epochs``).
+        """
+        policy = strength_policy(self.reg_lambda)
+        if not policy.chooses:
+            return self.reg_lambda, None
+        candidates = policy.candidates(self._likelihood)
+        if len(candidates) == 1:
+            return candidates[0], None
+        classifier = self._likelihood == "categorical"
+        if self.cv is None:  # shuffled folds: data files are often sorted
+            cv = (StratifiedKFold if classifier else KFold)(3, shuffle=True, random_state=seed)
+        else:
+            cv = check_cv(self.cv, y, classifier=classifier)
+        folds = list(cv.split(X, y, groups))
+        epochs = fold_epochs(self.max_epochs)
+
+        def fit_and_score(candidate, train, test):
+            fold = clone(self).set_params(reg_lambda=candidate, max_epochs=epochs, verbose=0,
+                                          warm_start=False)
+            weights = (None, None) if sample_weight is None else (
+                sample_weight[train], sample_weight[test])
+            fold._fit_unchecked(X[train], _safe_indexing(y, train), weights[0],
+                                posterior=False)
+            return fold.score(X[test], _safe_indexing(y, test), sample_weight=weights[1])
+
+        return choose_by_cv(candidates, folds, fit_and_score)
+
+    def _new_net(self, X, n_outputs, train_split, reg_lambda):
         """The initialized skorch net for training data ``X``, its output size checked."""
         nested = self._nested_params()
         module_kwargs = {name[len("module__"):]: nested.pop(name)
                          for name in list(nested) if name.startswith("module__")}
         module = self._build_module(self.n_features_in_, n_outputs, module_kwargs)
-        net = self._make_net(module, train_split, n_outputs, nested)
+        net = self._make_net(module, train_split, n_outputs, nested, reg_lambda)
         self._drop_last(net, X)
         # Builds the priors, so a bad adareg_layers fails here, before training.
         net.initialize()
@@ -550,16 +612,34 @@ class BaseAdaReg(BaseEstimator):
                 raise
         return self._continue(X, y, sample_weight, epochs=1, classes=classes)
 
-    def _check_incremental(self):
-        if not strength_policy(self.reg_lambda).incremental:
+    def _continued_reg_lambda(self, net, incremental):
+        """What the net trains under when training continues.
+
+        ``partial_fit`` never sees the whole training set, so it cannot learn the
+        strength: it trains under a number, with ``"auto"`` the strength learned
+        strengths start at (:data:`~sk_adareg._params.AUTO_START`). A warm-started
+        fit sees all its data: it learns the strength as a fresh fit would,
+        ``"auto"`` under the way the first fit chose, without a new
+        cross-validation.
+        """
+        policy = strength_policy(self.reg_lambda)
+        if not policy.learned:
+            return self.reg_lambda
+        if incremental:
+            if policy.chooses:
+                return AUTO_START
             raise ValueError(
-                f"reg_lambda={self.reg_lambda!r} needs all the training data at once (the "
-                "strengths are learned from the whole training set); partial_fit and "
-                "warm_start need a numeric reg_lambda.")
+                f"reg_lambda={self.reg_lambda!r} learns the strength from the whole "
+                "training set, which partial_fit never sees; partial_fit needs a numeric "
+                "reg_lambda or 'auto' (which then trains under a fixed "
+                f"strength, {AUTO_START}).")
+        if policy.chooses and net is not None:
+            return net.reg_lambda
+        return self.reg_lambda
 
     def _first_partial_fit(self, X, y, sample_weight, classes):
         self._check_params()
-        self._check_incremental()
+        reg_lambda = self._continued_reg_lambda(None, incremental=True)
         X = self._validate_X(X, reset=True)
         sample_weight = self._sample_weight(X, sample_weight)
         y, n_outputs = self._encode_targets(X, y, classes=classes, sample_weight=sample_weight)
@@ -567,10 +647,11 @@ class BaseAdaReg(BaseEstimator):
         self._check_batch_norm(X)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         with _torch_seed(seed, self.device):
-            net = self._new_net(X, n_outputs, None)
+            net = self._new_net(X, n_outputs, None, reg_lambda)
             with _incremental(net):
                 net.partial_fit(_dataset(X, y, sample_weight), None, epochs=1)
-        self._set_fitted_attributes(net, None)
+        self._set_fitted_attributes(net, None, self._bounds(X))
+        self.strength_method_, self.cv_scores_, self.best_score_ = "fixed", None, None
         return self
 
     def _continue(self, X, y, sample_weight, epochs, classes=None):
@@ -580,7 +661,7 @@ class BaseAdaReg(BaseEstimator):
         """
         check_is_fitted(self)
         self._check_params()
-        self._check_incremental()
+        reg_lambda = self._continued_reg_lambda(self.net_, incremental=epochs is not None)
         self._check_classes(classes)
         X = self._validate_X(X, reset=False)
         sample_weight = self._sample_weight(X, sample_weight)
@@ -592,12 +673,18 @@ class BaseAdaReg(BaseEstimator):
                 + len(net.history)) % np.iinfo(np.int32).max
         train_split = None
         if epochs is None:  # warm_start: a fit, with its validation split
-            X, y, sample_weight, train_split = self._split_validation(
-                X, y, sample_weight, seed, n_outputs)
+            X, y, sample_weight, train_split, bounds = self._split_validation(
+                X, y, sample_weight, seed, n_outputs, self._input_bounds_)
+        else:
+            bounds = self._bounds(X, self._input_bounds_)
         self._check_batch_norm(X)
         dataset = _dataset(X, y, sample_weight)
         # The estimator's parameters now, for what they do not rebuild.
-        vars(net).update({name: getattr(self, name) for name in ADAREG_PARAMS})
+        previous = type(net.strength_policy)
+        vars(net).update({name: getattr(self, name) for name in ADAREG_PARAMS},
+                         reg_lambda=reg_lambda)
+        if type(net.strength_policy) is not previous:  # the strengths start anew
+            net.strength_policy.initialize(net, net.priors_.names)
         net.set_params(lr=self.lr, max_epochs=int(self.max_epochs))
         self._drop_last(net, X)
         laplace = None
@@ -611,7 +698,8 @@ class BaseAdaReg(BaseEstimator):
             else:
                 with _incremental(net):
                     net.partial_fit(dataset, None, epochs=1)
-        self._set_fitted_attributes(net, laplace)
+        self._set_fitted_attributes(net, laplace, bounds)
+        self.strength_method_ = net.strength_policy.name
         return self
 
     def _check_classes(self, classes):
@@ -624,10 +712,8 @@ class BaseAdaReg(BaseEstimator):
     def _fit_posterior(self, net, dataset):
         """The Laplace posterior at the final weights, when it is needed.
 
-        With ``reg_lambda="auto"`` it also fits the strengths to the final
-        weights and precisions: the last block of the coordinate descent. With
-        ``"loo"`` the strengths stay those in force (the last update's), as
-        for a numeric ``reg_lambda``: only the noise is fitted.
+        The strengths stay those the final weights were trained under; the
+        regressor's noise variances are fitted to them.
         """
         try:
             return net.strength_policy.posterior(net, dataset, self._predictive)
@@ -636,8 +722,10 @@ class BaseAdaReg(BaseEstimator):
                 f"The Laplace evidence at the end of training is NaN or infinite ({exc}). "
                 f"Lower the learning rate (lr={self.lr!r}) or scale the inputs.") from exc
 
-    def _set_fitted_attributes(self, net, laplace):
+    def _set_fitted_attributes(self, net, laplace, bounds):
         self.net_ = net
+        # What clip_inputs clips new inputs to.
+        self._input_bounds_ = bounds
         self.reg_lambda_ = dict(net.reg_lambda_)
         for name in ("log_evidence_", "_posterior_"):  # of an earlier fit
             if hasattr(self, name):
@@ -679,10 +767,14 @@ class BaseAdaReg(BaseEstimator):
         """Network outputs for new data, as a float64 array."""
         return self._outputs(self._check_X_for_predict(X))
 
+    def _clip_bounds(self):
+        """The bounds new inputs are clipped to, or None (``clip_inputs=False``)."""
+        return self._input_bounds_ if self.clip_inputs else None
+
     def _outputs(self, X):
         """Network outputs for validated data, as a float64 array."""
         outputs = chunked_forward(self.net_.module_, X, self.net_.device,
-                                  self._output_nonlinearity)
+                                  self._output_nonlinearity, bounds=self._clip_bounds())
         finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
         if not finite.all():
             raise FloatingPointError(
@@ -806,7 +898,24 @@ module : torch.nn.Module class, instance or callable, default=None
         starting anew. The network, optimizer and their nested parameters
         stay those of the first fit; ``lr``, ``max_epochs``, the AdaReg
         hyperparameters, early stopping and the validation split are read
-        again. Not with ``reg_lambda="auto"``."""
+        again. Learned strengths keep learning; ``reg_lambda="auto"``
+        continues under the way the first fit chose. (``partial_fit`` cannot
+        learn the strength: with ``"auto"`` it trains under the fixed 3e-3.)
+
+    cv : int, cross-validation generator or iterable, default=None
+        The folds on which ``reg_lambda="auto"`` scores each way of learning
+        the strength, as in scikit-learn's ``*CV`` estimators: None gives 3
+        shuffled folds (stratified for the classifier); an int, that many
+        unshuffled ones; a splitter such as ``GroupKFold`` uses the
+        ``groups`` given to :meth:`fit`. Each fold's fit trains for 30 % of
+        ``max_epochs``. Unused with any other ``reg_lambda``.
+
+    clip_inputs : bool, default=True
+        Whether ``predict`` (and ``predict_proba``, ``return_std`` and the
+        validation data) clips each input to its range in the training
+        data. A ReLU network extrapolates linearly, so its predictions run
+        away far from the training inputs; clipped, they stay at what it
+        learned at the edge of the data, as tree ensembles do."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
 SHARED_PARAMETERS = SHARED_PARAMETERS_TEMPLATE.replace(
@@ -831,16 +940,28 @@ row_covariance_ : ndarray of shape ({p}, {p})
         Names of the regularized weights.
 
     reg_lambda_ : dict of str to float
-        The strength in force for each regularized weight, in the units of
-        ``reg_lambda`` (the factor of its penalty in the mean loss): the
-        learned strengths with ``reg_lambda="auto"`` or ``"loo"`` (those of the
-        last update), ``reg_lambda`` otherwise.
+        The strength of each regularized weight that the final weights were
+        trained under, in the units of ``reg_lambda`` (the factor of its
+        penalty in the mean loss): the learned strengths of the last update
+        during training, or ``reg_lambda`` itself.
+
+    strength_method_ : str
+        How the strength was set: ``"evidence"`` or ``"loo"`` (learned; with
+        ``reg_lambda="auto"``, the one cross-validation chose), or ``"fixed"``.
+
+    cv_scores_ : dict of str to ndarray of shape (n_folds,) or None
+        With ``reg_lambda="auto"`` on the regressor: the score (as
+        :meth:`score`) of each way of learning the strength on each fold of
+        ``cv``; None when nothing was chosen by cross-validation.
+
+    best_score_ : float or None
+        The mean of ``cv_scores_`` of the chosen way; None without it.
 
     log_evidence_ : float
         The Laplace approximation of the log marginal likelihood of the
-        training data at the final weights (with ``reg_lambda="auto"``, and
-        for every ``reg_lambda`` on the regressor), in the units of the
-        targets the network trained on.
+        training data at the final weights and strengths (with learned
+        strengths, and for every ``reg_lambda`` on the regressor), in the
+        units of the targets the network trained on.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -859,7 +980,7 @@ row_covariance_ : ndarray of shape ({p}, {p})
         ``adareg_penalty``, ``adareg_objective``, ``row_precision_min``,
         ``row_precision_max``, ``column_precision_min``,
         ``column_precision_max``, ``cov_update``, ``log_evidence`` at each
-        update with ``reg_lambda="auto"`` or ``"loo"``, and ``loo_scale``
+        update of learned strengths, and ``loo_scale``
         (the factor leave-one-out put on the evidence's strengths) and
         ``loo_mse`` (the approximate leave-one-out mean squared error there,
         per target value, in the standardized units the network trains on)
@@ -890,7 +1011,10 @@ SHARED_NOTES = """Nested parameters of the skorch net's components, ``module__*`
     The precisions are those of the last update (every ``cov_update_every``
     epochs, and after early stopping restores the best weights); a fit that
     made no update (``max_epochs < cov_update_every``) updates them once at
-    the end, so they always lie within ``[u, v]``.
+    the end, so they always lie within ``[u, v]``. With learned strengths a
+    short fit (``max_epochs`` below about ``3 * cov_update_every``) updates
+    its prior after three evenly spaced optimizer steps instead
+    (:func:`sk_adareg.callbacks.update_steps`).
 
     A ``fit`` that raises leaves the estimator unfitted, even one fitted
     before: :class:`~sk_adareg.exceptions.TrainingDivergedError` when the

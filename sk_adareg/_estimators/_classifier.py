@@ -82,6 +82,7 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
     _net_class = AdaRegNeuralNetClassifier
     _criterion = torch.nn.CrossEntropyLoss
     _output_nonlinearity = staticmethod(partial(torch.softmax, dim=-1))
+    _likelihood = "categorical"
     _stratify_validation = True
     _validation_score = "accuracy"
     _outputs_doc = "one logit per class"
@@ -116,6 +117,8 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
         callbacks=None,
         keep_batch_history=False,
         warm_start=False,
+        cv=None,
+        clip_inputs=True,
         class_weight=None,
     ):
         super().__init__(
@@ -146,6 +149,8 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
             callbacks=callbacks,
             keep_batch_history=keep_batch_history,
             warm_start=warm_start,
+            cv=cv,
+            clip_inputs=clip_inputs,
         )
         self.class_weight = class_weight
 
@@ -155,7 +160,7 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
     }
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Fit the network and the prior to training data.
 
         Parameters
@@ -171,12 +176,19 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
             batch's loss is the weighted mean of its samples' losses, as in
             scikit-learn's MLPs. None weighs all equally.
 
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the samples, for the folds of ``cv`` when it is a
+            group splitter (``GroupKFold``, ...). The classifier has one way of
+            learning its strength (``"evidence"``), so ``reg_lambda="auto"``
+            runs no cross-validation yet; ``groups`` is accepted for symmetry
+            with the regressor.
+
         Returns
         -------
         self : AdaRegClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, sample_weight, groups)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -186,7 +198,9 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
         (and needs ``classes``); each call is one pass over ``X`` in
         minibatches, without validation split or early stopping. The
         precisions are updated after the first pass and then every
-        ``cov_update_every`` passes, counted across calls.
+        ``cov_update_every`` passes, counted across calls. It never sees the
+        whole training set, so it cannot learn the strength: with
+        ``reg_lambda="auto"`` it trains under the fixed 3e-3.
 
         Parameters
         ----------

@@ -18,6 +18,7 @@ from .._strength import strength_policy
 from ..laplace import KroneckerLaplace
 from ..net import AdaRegNeuralNetRegressor
 from ._base import SHARED_ATTRIBUTES, SHARED_NOTES, SHARED_PARAMETERS, BaseAdaReg
+from ._inputs import clip_to
 
 __all__ = ["AdaRegMultiTaskRegressor"]
 
@@ -103,6 +104,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
 
     _net_class = AdaRegNeuralNetRegressor
     _criterion = torch.nn.MSELoss
+    _likelihood = "gaussian"
     _stratify_validation = False
     _validation_score = "r2"
     _predictive = True
@@ -142,6 +144,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
         callbacks=None,
         keep_batch_history=False,
         warm_start=False,
+        cv=None,
+        clip_inputs=True,
         standardize_targets=True,
     ):
         super().__init__(
@@ -172,11 +176,13 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
             callbacks=callbacks,
             keep_batch_history=keep_batch_history,
             warm_start=warm_start,
+            cv=cv,
+            clip_inputs=clip_inputs,
         )
         self.standardize_targets = standardize_targets
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Fit the network and the prior to training data.
 
         Parameters
@@ -193,12 +199,18 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
             and the Laplace posterior counts a sample ``w`` times. None weighs
             all equally.
 
+        groups : array-like of shape (n_samples,), default=None
+            Group labels of the samples, for the folds of ``cv`` when it is a
+            group splitter (``GroupKFold``, ...), as ``reg_lambda="auto"``
+            chooses how to learn the strength: samples of one group then never
+            serve to train and to score the same fold's fit.
+
         Returns
         -------
         self : AdaRegMultiTaskRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, sample_weight, groups)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -211,7 +223,9 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
         precisions are updated after the first pass and then every
         ``cov_update_every`` passes, counted across calls. ``noise_variance_``,
         ``log_evidence_`` and ``predict(X, return_std=True)``, which need the
-        whole training set, are not available after it.
+        whole training set, are not available after it. It never sees
+        the whole training set either, so it cannot learn the strength: with
+        ``reg_lambda="auto"`` it trains under the fixed 3e-3.
 
         Parameters
         ----------
@@ -288,8 +302,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
             return {"criterion": TargetWeightedMSELoss, "criterion__n_outputs": n_outputs}
         return {}
 
-    def _set_fitted_attributes(self, net, laplace):
-        super()._set_fitted_attributes(net, laplace)
+    def _set_fitted_attributes(self, net, laplace, bounds):
+        super()._set_fitted_attributes(net, laplace, bounds)
         if laplace is None:
             if hasattr(self, "noise_variance_"):  # of an earlier fit
                 del self.noise_variance_
@@ -339,6 +353,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
                 f"adareg_layers_ is {self.adareg_layers_}.")
         curvature, reg_lambda, noise = self._posterior_
         net = self.net_
+        if self.clip_inputs:  # the uncertainty of the prediction made
+            X = clip_to(X, self._input_bounds_)
         curvature = map_curvature(curvature, partial(torch.as_tensor, device=net.device))
         laplace = KroneckerLaplace(curvature, net.priors_, reg_lambda, noise)
         # A sparse X is densified chunk by chunk, as at prediction.

@@ -10,6 +10,15 @@ leave-one-out factor (:mod:`._loo`) sit behind it.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ._policies import EvidenceStrength, FixedStrength, LooStrength, strength_policy
+from ._choice import choose_by_cv, fold_epochs
+from ._evidence import UPDATE_ROWS
+from ._policies import (
+    AutoStrength,
+    EvidenceStrength,
+    FixedStrength,
+    LooStrength,
+    strength_policy,
+)
 
-__all__ = ["EvidenceStrength", "FixedStrength", "LooStrength", "strength_policy"]
+__all__ = ["UPDATE_ROWS", "AutoStrength", "EvidenceStrength", "FixedStrength", "LooStrength",
+           "choose_by_cv", "fold_epochs", "strength_policy"]

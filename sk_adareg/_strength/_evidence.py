@@ -15,11 +15,14 @@ prior's ``lambda_l``); :func:`fit_evidence` runs the evidence fit of
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import numpy as np
+import scipy.sparse
 import torch
+from skorch.dataset import Dataset
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._data import WeightedTarget, chunk_rows
+from .._data import WeightedDataset, WeightedTarget, chunk_rows
 from .._engine import batch_loader
 from .._losses import likelihood_of
 from ..laplace import (
@@ -31,7 +34,12 @@ from ..laplace import (
     kfac,
 )
 
-__all__ = ["curvature_batches", "fit_evidence", "prior_scale"]
+__all__ = ["UPDATE_ROWS", "curvature_batches", "fit_evidence", "prior_scale", "update_data"]
+
+#: The most training samples one strength update during training reads: above it, a
+#: random subset of this size, weighted to stand for all of them. (The posterior at the
+#: end of training reads all the data.)
+UPDATE_ROWS = 10_000
 
 
 def prior_scale(likelihood, n_samples, noise_variance=None):
@@ -151,3 +159,38 @@ def fit_evidence(net, dataset, *, fit_strength):
         beta = 1.0 / torch.tensor(noise, dtype=torch.float64)
         weights.copy_(beta / beta.mean())
     return laplace
+
+
+def update_data(dataset, seed):
+    """The data of one strength update during training: ``(for the curvature, for PRESS)``.
+
+    Up to :data:`UPDATE_ROWS` samples, both are ``dataset``. Above it, both hold a
+    random subset of :data:`UPDATE_ROWS` samples: for the curvature, weighted so
+    that the weights sum to the whole set's (an unbiased estimate of its sums);
+    for the leave-one-out error, with the samples' own weights (its mean over the
+    subset estimates the whole set's).
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset
+        The training data.
+    seed : int
+        Seeds the subset (numpy's generator: torch's random state is left alone).
+
+    Returns
+    -------
+    curvature_data, press_data : skorch.dataset.Dataset
+    """
+    arrays = (np.ndarray, torch.Tensor)
+    if (len(dataset) <= UPDATE_ROWS or type(dataset) not in (Dataset, WeightedDataset)
+            or not isinstance(dataset.y, arrays)
+            or not (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
+        return dataset, dataset
+    n = len(dataset)
+    rows = np.sort(np.random.default_rng(seed).choice(n, UPDATE_ROWS, replace=False))
+    X, y = dataset.X[rows], dataset.y[rows]
+    weights = getattr(dataset, "sample_weight", None)
+    kept = np.ones(UPDATE_ROWS) if weights is None else weights[rows]
+    total = n if weights is None else weights.sum()
+    press = Dataset(X, y) if weights is None else WeightedDataset(X, y, kept)
+    return WeightedDataset(X, y, kept * (total / kept.sum())), press

@@ -328,8 +328,12 @@ def rescale_strengths(net, dataset, laplace):
     alpha, press = press_scale(net.regularized_module, names, laplace,
                                curvature_batches(net, dataset), strengths)
     net.reg_lambda_ = {name: alpha * lam / n_values for name, lam in strengths.items()}
+    # PRESS is over the samples of ``dataset`` (a subset of the training data, in a
+    # large set's updates during training): its mean is over them.
+    weights = getattr(dataset, "sample_weight", None)
+    n_press = (len(dataset) if weights is None else float(np.sum(weights))) * curvature.n_outputs
     net.priors_.set_strengths(net.reg_lambda_)
     weights = getattr(net.criterion_, "target_weights", None)
     if weights is not None:
         weights.fill_(1.0)
-    return alpha, float(np.nanmin(press)) / n_values
+    return alpha, float(np.nanmin(press)) / n_press

@@ -11,6 +11,8 @@ they ask its policy (:func:`strength_policy`):
 - :class:`LooStrength`: the evidence's strengths times the one factor that
   minimizes the approximate leave-one-out error of the linearized network
   (:mod:`._loo`).
+- :class:`AutoStrength`: the estimators' choice between the learned policies by
+  cross-validation on the training data; a net trains under the chosen one.
 
 Strengths are kept in the loss's units (``c_l``, the factor of each penalty in the
 mean loss: ``net.reg_lambda_``); :func:`~._evidence.prior_scale` converts them to the
@@ -25,10 +27,10 @@ from .._layers import owning_layers
 from .._losses import likelihood_of
 from .._params import AUTO_START, LEARNED_STRENGTHS
 from ..distributed import process_count
-from ._evidence import fit_evidence
+from ._evidence import fit_evidence, update_data
 from ._loo import rescale_strengths
 
-__all__ = ["EvidenceStrength", "FixedStrength", "LooStrength", "strength_policy"]
+__all__ = ["AutoStrength", "EvidenceStrength", "FixedStrength", "LooStrength", "strength_policy"]
 
 
 class FixedStrength:
@@ -40,8 +42,10 @@ class FixedStrength:
         ``reg_lambda``, the factor of the penalty in the mean loss.
     """
 
+    name = "fixed"
     learned = False
     incremental = True  # partial_fit and warm_start may continue under it
+    chooses = False  # the estimator chooses nothing by cross-validation
 
     def __init__(self, value):
         self.value = value
@@ -84,17 +88,16 @@ class EvidenceStrength:
     """Strengths (and noise variances) learned by the Laplace evidence of the training data.
 
     They start at :data:`~sk_adareg._params.AUTO_START` and are refitted after
-    every precision update; the end of training fits them once more to the final
-    weights (the last block of the coordinate descent).
+    every precision update during training. The end of training fits the noise
+    only, at the strengths the final weights were trained under.
     """
 
-    name = "auto"
+    name = "evidence"
     learned = True
     incremental = False
+    chooses = False
     active = True
     scale = 1.0  # the learned strengths live in the priors' strengths
-    # Whether the end-of-training posterior refits the strengths (else the noise only).
-    final_strengths = True
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -115,14 +118,22 @@ class EvidenceStrength:
         likelihood_of(net.criterion_)
 
     def update(self, net, dataset):
-        """Refit the strengths to the current weights; the history records."""
-        return self._records(net, dataset, fit_evidence(net, dataset, fit_strength=True))
+        """Refit the strengths to the current weights; the history records.
+
+        On a large training set the curvature (and the leave-one-out error) come
+        from a random subset (:func:`~._evidence.update_data`).
+        """
+        seed = len(net.history) * 1_000_003 + len(net.history[-1]["batches"])
+        curvature_data, press_data = update_data(dataset, seed)
+        laplace = fit_evidence(net, curvature_data, fit_strength=True)
+        return self._records(net, press_data, laplace)
 
     def _records(self, net, dataset, laplace):
         return {"log_evidence": laplace.log_evidence()}
 
     def posterior(self, net, dataset, predictive):
-        return fit_evidence(net, dataset, fit_strength=self.final_strengths)
+        """The Laplace posterior at the end of training: the noise fitted, the strengths kept."""
+        return fit_evidence(net, dataset, fit_strength=False)
 
 
 class LooStrength(EvidenceStrength):
@@ -131,12 +142,10 @@ class LooStrength(EvidenceStrength):
     After each evidence fit, every strength is multiplied by the factor of
     :data:`~sk_adareg._strength._loo.SCALES` that minimizes the approximate
     leave-one-out squared error (PRESS) of the linearized network, and the targets
-    are weighed alike; the end of training fits the noise only, at the strengths in
-    force. Regression with ``nn.Linear`` weights only.
+    are weighed alike. Regression with ``nn.Linear`` weights only.
     """
 
     name = "loo"
-    final_strengths = False
 
     def begin(self, net, X):
         super().begin(net, X)
@@ -148,13 +157,13 @@ class LooStrength(EvidenceStrength):
             raise ValueError(
                 "reg_lambda='loo' chooses the strength by the leave-one-out squared error "
                 "and needs a squared-error criterion (MSELoss); got "
-                f"{type(net.criterion_).__name__}. Use reg_lambda='auto' for classification.")
+                f"{type(net.criterion_).__name__}. Use reg_lambda='evidence' for classification.")
         for name, layer in owning_layers(net.regularized_module, net.priors_.names).items():
             if not isinstance(layer, torch.nn.Linear):
                 raise ValueError(
                     f"reg_lambda='loo' needs every regularized weight to be an nn.Linear's; "
                     f"{name!r} is the weight of a {type(layer).__name__}. Use "
-                    "reg_lambda='auto'.")
+                    "reg_lambda='evidence'.")
 
     def _records(self, net, dataset, laplace):
         records = super()._records(net, dataset, laplace)
@@ -162,7 +171,31 @@ class LooStrength(EvidenceStrength):
         return {**records, "loo_scale": scale, "loo_mse": mse}
 
 
-_LEARNED = {"auto": EvidenceStrength, "loo": LooStrength}
+class AutoStrength(EvidenceStrength):
+    """``reg_lambda="auto"``: the estimators choose a learned policy by cross-validation.
+
+    The estimator scores each of :meth:`candidates` by K-fold cross-validation on
+    its training data and trains its net under the best; a skorch net cannot
+    refit itself, so it takes ``"evidence"``, ``"loo"`` or a number instead.
+    """
+
+    name = "auto"
+    chooses = True
+
+    @staticmethod
+    def candidates(likelihood):
+        """The policies to choose from: ``"loo"`` needs squared errors."""
+        return ("evidence", "loo") if likelihood == "gaussian" else ("evidence",)
+
+    def initialize(self, net, names):
+        raise ValueError(
+            "reg_lambda='auto' chooses between 'evidence' and 'loo' by cross-validation, "
+            "which the estimators (AdaRegClassifier, AdaRegMultiTaskRegressor) do in fit; "
+            f"a skorch net ({type(net).__name__}) takes reg_lambda='evidence', 'loo' or a "
+            "number.")
+
+
+_LEARNED = {"auto": AutoStrength, "evidence": EvidenceStrength, "loo": LooStrength}
 assert set(_LEARNED) == set(LEARNED_STRENGTHS)
 
 
@@ -175,7 +208,7 @@ def strength_policy(reg_lambda):
 
     Returns
     -------
-    policy : FixedStrength, EvidenceStrength or LooStrength
+    policy : FixedStrength, EvidenceStrength, LooStrength or AutoStrength
     """
     if isinstance(reg_lambda, str):
         return _LEARNED[reg_lambda]()
