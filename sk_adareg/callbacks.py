@@ -194,6 +194,14 @@ class PriorUpdate(Callback):
         if self._steps is not None:
             self._step += 1
             if self._step in self._steps:
+                # DivergenceCheck looks at the epoch's end; an update from weights that
+                # diverged in this epoch would fail on them first, with a ValueError.
+                if not _all_finite(net.module_.parameters()):
+                    raise TrainingDivergedError(
+                        f"The network's weights became NaN or infinite at epoch "
+                        f"{len(net.history)}. Lower the learning rate (lr={net.lr!r}) or the "
+                        f"prior's strength (reg_lambda={net.reg_lambda!r}), or scale the "
+                        "inputs.")
                 net.update_priors()
                 net.history.record_batch("cov_update", True)
                 self._updated = True

@@ -168,7 +168,7 @@ def weight_norms(estimator):
     >>> clf = AdaRegClassifier(max_epochs=2, random_state=0).fit(X, y)
     >>> norms = weight_norms(clf)
     >>> list(norms), sorted(norms["output.weight"])
-    (['output.weight'], ['spectral_norm', 'stable_rank'])
+    (['hidden.0.weight', 'output.weight'], ['spectral_norm', 'stable_rank'])
     """
     model = fitted_model(estimator)
     norms = {}

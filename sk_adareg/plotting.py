@@ -29,7 +29,9 @@ _WHICH = ("row", "column")
 _KINDS = ("correlation", "covariance")
 _SOURCES = ("prior", "weights")
 _PANELS = ("loss", "penalty", "objective", "precision")
-_LOSS_NAMES = {"CrossEntropyLoss": "cross-entropy", "MSELoss": "mean squared error"}
+_LOSS_NAMES = {"CrossEntropyLoss": "cross-entropy", "MSELoss": "mean squared error",
+               # Learned strengths weigh each target by its noise precision.
+               "TargetWeightedMSELoss": "weighted mean squared error"}
 #: ``order="auto"`` clusters matrices larger than this: below it, the units'
 #: own order is readable; above it, a heatmap in index order looks like noise.
 _CLUSTER_ABOVE = 30
@@ -493,12 +495,12 @@ class TrainingCurveDisplay:
     >>> from sk_adareg import AdaRegClassifier
     >>> from sk_adareg.plotting import TrainingCurveDisplay
     >>> X, y = load_digits(return_X_y=True)
-    >>> clf = AdaRegClassifier(max_epochs=4, cov_update_every=2, random_state=0)
+    >>> clf = AdaRegClassifier(max_epochs=8, cov_update_every=2, random_state=0)
     >>> disp = TrainingCurveDisplay.from_estimator(clf.fit(X[:300] / 16, y[:300]))
     >>> [ax.get_ylabel() for ax in disp.axes_]
     ['cross-entropy', 'penalty', 'prior objective', 'precision eigenvalue']
     >>> [float(line.get_xdata()[0]) for line in disp.update_lines_["loss"]]
-    [2.0, 4.0]
+    [2.0, 4.0, 6.0, 8.0]
     >>> plt.close("all")
     """
 

@@ -90,7 +90,8 @@ def fit_and_save(args, accelerator, history):
         max_epochs=args.max_epochs,
         batch_size=args.batch_size, lr=args.lr, optimizer=torch.optim.Adam,
         iterator_train__shuffle=False, train_split=None, verbose=0,
-        reg_lambda="auto" if args.reg_lambda == "auto" else float(args.reg_lambda),
+        reg_lambda=(args.reg_lambda if args.reg_lambda in ("auto", "evidence", "loo")
+                    else float(args.reg_lambda)),
         cov_update_every=2, adareg_layers="all",
         precision_scale="learned", u=0.1, v=10.0)
     try:

@@ -120,11 +120,13 @@ def test_a_diverging_process_fails_every_process(tmp_path):
     assert not list(tmp_path.glob("*.npz"))
 
 
-def test_auto_strength_is_refused_in_data_parallel_training(tmp_path):
-    code, output = torchrun(tmp_path, "--reg-lambda=auto", "--max-epochs=2")
+@pytest.mark.parametrize("reg_lambda", ["evidence", "loo"])
+def test_learned_strengths_are_refused_in_data_parallel_training(tmp_path, reg_lambda):
+    code, output = torchrun(tmp_path, f"--reg-lambda={reg_lambda}", "--max-epochs=2")
     assert code != 0, output[-4000:]
     for rank in range(2):
-        assert "data-parallel" in (tmp_path / f"rank{rank}.ValueError").read_text()
+        message = (tmp_path / f"rank{rank}.ValueError").read_text()
+        assert "data-parallel" in message and f"reg_lambda={reg_lambda!r}" in message
 
 
 def test_single_process_accelerator_leaves_priors_and_criterion_unwrapped():

@@ -52,7 +52,8 @@ def test_no_module_imports_a_private_name_of_another():
 
 
 def _tests_reg_lambda_names(tree):
-    """Lines comparing a value with "auto"/"loo", or asking whether reg_lambda is a str."""
+    """Lines comparing a value with "auto"/"evidence"/"loo", or asking whether reg_lambda
+    is a str."""
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
@@ -60,7 +61,7 @@ def _tests_reg_lambda_names(tree):
             strings = [o.value for o in operands if isinstance(o, ast.Constant)]
             strings += [e.value for o in operands if isinstance(o, ast.Tuple | ast.Set | ast.List)
                         for e in o.elts if isinstance(e, ast.Constant)]
-            if {"auto", "loo"} & set(strings):
+            if {"auto", "evidence", "loo"} & set(strings):
                 lines.append(node.lineno)
         if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
                 and "reg_lambda" in ast.unparse(node.args[0])
@@ -78,5 +79,5 @@ def test_only_the_strength_policies_interpret_reg_lambda():
 
 def test_the_check_finds_what_it_looks_for():
     tree = ast.parse("if x == 'auto': pass\nif isinstance(self.reg_lambda, str): pass\n"
-                     "if y in ('loo', 'z'): pass\n")
-    assert _tests_reg_lambda_names(tree) == [1, 2, 3]
+                     "if y in ('loo', 'z'): pass\nif 'evidence' != z: pass\n")
+    assert _tests_reg_lambda_names(tree) == [1, 2, 3, 4]

@@ -19,8 +19,9 @@ from sk_adareg import (
     AdaRegNeuralNet,
     MatrixNormalPrior,
 )
-from sk_adareg._params import ADAREG_PARAMS, DEFAULTS, PAPER_DEFAULTS
+from sk_adareg._params import ADAREG_PARAMS, DEFAULTS, NET_DEFAULTS, PAPER_DEFAULTS
 from sk_adareg.callbacks import DivergenceCheck, PriorRefresh, PriorUpdate, _all_finite
+from sk_adareg.net import AdaRegMixin
 
 
 def regression_data(n=64, seed=0):
@@ -154,10 +155,15 @@ def test_a_fitted_estimator_keeps_tensors_only_in_module_priors_and_optimizer(Es
                     cov_update_every=2, random_state=0).fit(X, target)
     # The estimator hands skorch its module instance: `module` is `module_`.
     assert est.net_.module is est.net_.module_
-    allowed = {"module", "module_", "priors_", "optimizer_"}
+    allowed = {"module", "module_", "priors_", "optimizer_", "criterion_"}
     rest = {k: v for k, v in vars(est.net_).items() if k not in allowed}
     assert "history_" in rest and "callbacks_" in rest
     assert tensors_in(rest) == []
+    # The criterion carries only its own buffers: with learned strengths (the default),
+    # the regressor's weight of each target.
+    criterion = est.net_.criterion_
+    assert tensors_in(criterion) == [tuple(b.shape) for b in criterion.buffers()]
+    assert len(tensors_in(criterion)) == (Estimator is AdaRegMultiTaskRegressor)
     assert tensors_in({k: v for k, v in vars(est).items() if k != "net_"}) == []
     # the check can fail: the module does carry tensors
     assert tensors_in(est.net_.module_)
@@ -168,7 +174,16 @@ def test_defaults_are_defined_once():
     for Estimator in (AdaRegClassifier, AdaRegMultiTaskRegressor):
         params = Estimator().get_params()
         assert {name: params[name] for name in ADAREG_PARAMS} == DEFAULTS
-    assert {name: getattr(mixin, name) for name in ADAREG_PARAMS} == DEFAULTS
+        assert 'reg_lambda : float, "auto", "evidence" or "loo", default="auto"' \
+            in Estimator.__doc__
+    # The nets keep a fixed strength on the last layer: they cannot refit themselves to
+    # choose how to learn it.
+    assert {name: getattr(mixin, name) for name in ADAREG_PARAMS} == NET_DEFAULTS
+    assert NET_DEFAULTS == {**DEFAULTS, "reg_lambda": 3e-3, "adareg_layers": "last"}
+    assert DEFAULTS["reg_lambda"] == "auto" and DEFAULTS["adareg_layers"] == "all"
+    assert 'reg_lambda : float, "auto", "evidence" or "loo", default=3e-3' \
+        in AdaRegMixin.__doc__
+    assert 'or list of str, default="last"' in AdaRegMixin.__doc__
     prior = inspect.signature(MatrixNormalPrior).parameters
     assert {name: prior[name].default for name in ("u", "v", "numerator", "precision_scale")} \
         == {name: PAPER_DEFAULTS[name] for name in ("u", "v", "numerator", "precision_scale")}

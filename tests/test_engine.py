@@ -6,6 +6,8 @@ exactly what they give. The private torch and skorch names it needs are listed i
 :mod:`sk_adareg._private_api`; without them it turns itself off.
 """
 
+import math
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -76,8 +78,11 @@ def test_the_switch_turns_the_engine_off_and_the_fit_is_the_same_to_the_last_bit
 
     monkeypatch.setattr(_epoch.EngineMixin, "run_single_epoch", counted)
     fast = Estimator(**kwargs).fit(X, y, **fit_params)
-    epochs = len(engine_epochs)  # with reg_lambda="auto", the folds' fits' too
-    assert epochs >= 8 and all(engine_epochs)  # the engine's loop ran every epoch
+    epochs = kwargs["max_epochs"]
+    if fast.cv_scores_ is not None:  # reg_lambda="auto": 2 candidates on 2 folds' fits,
+        assert {k: len(v) for k, v in fast.cv_scores_.items()} == {"evidence": 2, "loo": 2}
+        epochs += 2 * 2 * math.ceil(0.3 * kwargs["max_epochs"])  # of 30 % of the epochs
+    assert engine_epochs == [True] * epochs  # the engine's loop ran every epoch
     engine_epochs.clear()
     with sk_adareg.config_context(fast_engine=False):
         plain = Estimator(**kwargs).fit(X, y, **fit_params)
@@ -85,6 +90,10 @@ def test_the_switch_turns_the_engine_off_and_the_fit_is_the_same_to_the_last_bit
     assert sk_adareg.get_config()["fast_engine"]  # restored after the block
     _assert_same(_fitted_state(fast), _fitted_state(plain))
     np.testing.assert_array_equal(fast.predict(X), plain.predict(X))
+    assert fast.strength_method_ == plain.strength_method_
+    if fast.cv_scores_ is not None:  # the folds' fits are the same to the last bit too
+        for method, scores in fast.cv_scores_.items():
+            np.testing.assert_array_equal(scores, plain.cv_scores_[method])
 
 
 def test_with_the_engine_off_the_batches_come_from_torchs_dataloader():

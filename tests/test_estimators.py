@@ -57,7 +57,9 @@ def test_classifier_string_labels_and_probabilities(digits):
     assert clf.score(X, names) > 0.9
     assert clf.row_covariance_.shape == (10, 10)
     assert clf.column_covariance_.shape == (100, 100)
-    assert clf.adareg_layers_ == ["output.weight"]
+    # every layer by default; the covariances above are the last one's
+    assert clf.adareg_layers_ == ["hidden.0.weight", "output.weight"]
+    assert clf.row_covariance_ is clf.row_covariances_["output.weight"]
 
 
 def test_binary_classification():
@@ -83,8 +85,10 @@ def test_fitted_covariances_are_spd_inverses_within_bounds(digits):
 
 def test_precisions_are_the_closed_form_update_of_the_final_weights(digits):
     # max_epochs is a multiple of cov_update_every: the fit ends on a precision step.
+    # (A fixed strength: a short fit with learned ones updates at steps instead.)
     X, y = digits
-    clf = AdaRegClassifier(max_epochs=10, cov_update_every=5, random_state=0).fit(X, y)
+    clf = AdaRegClassifier(reg_lambda=3e-3, adareg_layers="last", max_epochs=10,
+                           cov_update_every=5, random_state=0).fit(X, y)
     w = clf.net_.module_.output.weight.detach().double()
     history = clf.history_
     assert history[:, "cov_update"] == [False] * 4 + [True] + [False] * 4 + [True]
@@ -235,9 +239,12 @@ def test_history_records_the_diagnostics(digits):
         assert values.shape == (20,) and np.all(np.isfinite(values))
     assert np.all(np.array(h[:, "row_precision_min"]) >= 0.1 - 1e-12)
     assert np.all(np.array(h[:, "column_precision_max"]) <= 10 + 1e-12)
-    prior = clf.net_.priors_["output.weight"]
-    assert h[-1, "adareg_penalty"] == pytest.approx(
-        prior.penalty(clf.net_.module_.output.weight.double()).item())
+    # the penalties of every regularized layer (all by default), summed without strengths
+    module = clf.net_.module_
+    assert list(clf.net_.priors_.names) == ["hidden.0.weight", "output.weight"]
+    assert h[-1, "adareg_penalty"] == pytest.approx(sum(
+        prior.penalty(module.get_parameter(name).double()).item()
+        for name, prior in clf.net_.priors_.items()))
 
 
 # -- networks of one's own ------------------------------------------------------
@@ -269,7 +276,8 @@ def digit_images():
 def test_paper_mnist_network_last_layer(digit_images):
     X, y = digit_images
     assert X.shape == (200, 1, 28, 28)
-    clf = AdaRegClassifier(module=PaperMNISTNet, max_epochs=4, random_state=0).fit(X, y)
+    clf = AdaRegClassifier(module=PaperMNISTNet, adareg_layers="last", max_epochs=4,
+                           random_state=0).fit(X, y)
     assert clf.adareg_layers_ == ["fc2.weight"]
     assert clf.row_covariance_.shape == (10, 10)
     assert clf.column_covariance_.shape == (50, 50)
@@ -297,10 +305,13 @@ def test_module_instance_is_not_trained_in_place(digits):
     clf = AdaRegClassifier(module=module, **FAST).fit(X, y)
     for p, q in zip(module.parameters(), before, strict=True):
         assert torch.equal(p, q)
-    assert clf.adareg_layers_ == ["2.weight"]
-    named = AdaRegClassifier(module=module, adareg_layers=["0.weight", "2.weight"],
-                             **FAST).fit(X, y)
-    assert named.column_covariances_["0.weight"].shape == (64, 64)
+    assert clf.adareg_layers_ == ["0.weight", "2.weight"]  # every layer by default
+    assert clf.column_covariances_["0.weight"].shape == (64, 64)
+    named = AdaRegClassifier(module=module, adareg_layers=["0.weight"], **FAST).fit(X, y)
+    for p, q in zip(module.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+    assert named.adareg_layers_ == ["0.weight"]
+    assert named.column_covariance_.shape == (64, 64)
 
 
 # -- errors before any training -----------------------------------------------------
@@ -384,9 +395,15 @@ def test_read_only_input_trains_without_torch_warnings(digits):
 
 def test_numpy_integer_parameters_from_a_grid_are_accepted(digits):
     X, y = digits
+    clf = AdaRegClassifier(reg_lambda=np.float64(3e-3), max_epochs=np.int64(4),
+                           cov_update_every=np.int64(2), batch_size=np.int64(32),
+                           random_state=0).fit(X, y)
+    assert clf.history_[:, "cov_update"] == [False, True, False, True]
+    # learned strengths (the default) plan a short fit's updates from them too: after
+    # steps 10, 20 and 30 of the 4 x 10 (in epochs 1, 2 and 3)
     clf = AdaRegClassifier(max_epochs=np.int64(4), cov_update_every=np.int64(2),
                            batch_size=np.int64(32), random_state=0).fit(X, y)
-    assert clf.history_[:, "cov_update"] == [False, True, False, True]
+    assert clf.history_[:, "cov_update"] == [True, True, True, False]
 
 
 def test_classifier_log_probabilities_are_the_log_of_the_probabilities(digits):

@@ -159,8 +159,10 @@ def data(task):
 
 @pytest.mark.parametrize(("Estimator", "params"), [
     (AdaRegClassifier, {}),
-    (AdaRegMultiTaskRegressor, {"reg_lambda": "auto", "adareg_layers": "all"}),
-    (AdaRegMultiTaskRegressor, {"optimizer": torch.optim.AdamW, "weight_decay": 0.1}),
+    (AdaRegMultiTaskRegressor, {"reg_lambda": "evidence", "adareg_layers": "all"}),
+    # (numbers of steps: no reg_lambda="auto", whose folds' fits take steps too)
+    (AdaRegMultiTaskRegressor, {"optimizer": torch.optim.AdamW, "weight_decay": 0.1,
+                                "reg_lambda": 3e-3, "adareg_layers": "last"}),
     (AdaRegClassifier, {"callbacks": [("lr", LRScheduler(
         "StepLR", step_size=5, gamma=0.5, step_every="batch"))]}),
 ])

@@ -305,13 +305,25 @@ def test_a_network_broken_by_its_last_step_does_not_predict_nan(Estimator):
 def test_inputs_that_overflow_float32_in_the_network_raise_at_predict(Estimator):
     X, y = data_for(Estimator)
     n_outputs = 2 if Estimator is AdaRegClassifier else y.shape[1]
-    est = Estimator(**SMALL, module=lambda: torch.nn.Linear(5, n_outputs)).fit(X, y)
+    est = Estimator(**SMALL, module=lambda: torch.nn.Linear(5, n_outputs),
+                    clip_inputs=False).fit(X, y)
     with torch.no_grad():
         est.net_.module_.weight.fill_(1.0)
     assert np.isfinite(est.predict(X[:3]).astype(float)).all()
     # finite in float32, but their sum is not
+    huge = np.full((3, 5), 3e38)
     with pytest.raises(FloatingPointError, match=r"NaN or infinite for 3 of 3 samples"):
-        est.predict(np.full((3, 5), 3e38))
+        est.predict(huge)
+    # clipped to the training range (the default), they are the largest training inputs
+    est.set_params(clip_inputs=True)
+    at_edge = np.tile(X.max(axis=0), (3, 1))
+    np.testing.assert_array_equal(est.predict(huge), est.predict(at_edge))
+    if Estimator is AdaRegClassifier:
+        proba = est.predict_proba(huge)
+        assert np.isfinite(proba).all()
+        np.testing.assert_array_equal(proba, est.predict_proba(at_edge))
+    else:
+        assert np.isfinite(est.predict(huge)).all()
 
 
 # -- the prior on its own ------------------------------------------------------------

@@ -128,7 +128,8 @@ def _skorch_loop():
     return mock.patch.object(AdaRegMixin, "run_single_epoch", NeuralNet.run_single_epoch)
 
 
-@pytest.mark.parametrize("params", [{}, {"early_stopping": True}, {"reg_lambda": "auto"}])
+@pytest.mark.parametrize("params", [{}, {"early_stopping": True}, {"reg_lambda": 3e-3},
+                                    {"reg_lambda": "evidence"}])
 @pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
 def test_the_records_are_those_of_skorchs_loop(Estimator, params):
     X, y = data(300)
@@ -178,8 +179,9 @@ def test_no_loss_is_read_to_the_host_per_batch(monkeypatch):
         monkeypatch.setattr(torch.Tensor, "item", counted(item))
         monkeypatch.setattr(torch.Tensor, "tolist", counted(tolist))
         try:
-            AdaRegClassifier(hidden_layer_sizes=(8,), max_epochs=3, batch_size=batch_size,
-                             random_state=0).fit(X, y)
+            # A fixed strength: the evidence's own reads vary with the weights it sees.
+            AdaRegClassifier(hidden_layer_sizes=(8,), reg_lambda=3e-3, adareg_layers="last",
+                             max_epochs=3, batch_size=batch_size, random_state=0).fit(X, y)
         finally:
             monkeypatch.undo()
         return reads["n"]
@@ -242,12 +244,12 @@ def test_an_interrupted_epoch_keeps_the_losses_of_its_finished_batches():
     assert all(type(b["train_loss"]) is float for b in ours[-1, "batches"][:2])
 
 
-@pytest.mark.parametrize("params", [{}, {"reg_lambda": "auto"}])
+@pytest.mark.parametrize("params", [{"reg_lambda": 3e-3}, {"reg_lambda": "evidence"}])
 def test_the_quiet_epoch_binds_the_penalty_once_and_follows_the_updates(params):
     # A quiet epoch binds the priors' factors once (PriorCollection.penalty_step);
-    # skorch's loop binds them at every step. With the precisions (and, with "auto", the
-    # strengths) updated after every epoch, the two fits agree to the last bit only if each
-    # epoch's steps see the update before it.
+    # skorch's loop binds them at every step. With the precisions (and, with learned
+    # strengths, the strengths) updated after every epoch, the two fits agree to the last
+    # bit only if each epoch's steps see the update before it.
     from sk_adareg.prior import PriorCollection
 
     X, y = data(300)

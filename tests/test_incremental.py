@@ -103,28 +103,38 @@ def test_targets_must_match_the_first_call():
     assert same_state(before, state(reg))
 
 
-def test_partial_fit_ignores_early_stopping_and_refuses_auto():
+def test_partial_fit_ignores_early_stopping_and_cannot_learn_the_strength():
     X, _, Y = data()
     reg = AdaRegMultiTaskRegressor(early_stopping=True, **SMALL).partial_fit(X, Y)
     assert "valid_loss" not in reg.history_[-1]
     with pytest.raises(ValueError, match="return_std=True needs the Laplace posterior"):
         reg.predict(X, return_std=True)
     assert not hasattr(reg, "noise_variance_")
-    for learned in ("auto", "loo"):
-        with pytest.raises(ValueError, match=f"reg_lambda='{learned}' needs all the training"):
-            AdaRegMultiTaskRegressor(reg_lambda=learned, **SMALL).partial_fit(X, Y)
-    # a fit then partial_fit: the fit's posterior is gone with its data
+    # reg_lambda="auto" (the default) trains under a fixed strength; the others refuse
+    assert reg.strength_method_ == "fixed" and reg.cv_scores_ is None
+    assert reg.reg_lambda_ == dict.fromkeys(reg.adareg_layers_, 3e-3)
+    for learned in ("evidence", "loo"):
+        est = AdaRegMultiTaskRegressor(reg_lambda=learned, **SMALL)
+        with pytest.raises(ValueError, match=f"reg_lambda='{learned}' learns the strength "
+                                             "from the whole training set, which partial_fit"):
+            est.partial_fit(X, Y)
+        assert not hasattr(est, "net_")
+    # a fit then partial_fit: the fit's posterior is gone with its data, and its learned
+    # strengths give way to the fixed one
     reg = AdaRegMultiTaskRegressor(max_epochs=3, **SMALL).fit(X, Y)
-    assert hasattr(reg, "noise_variance_")
+    assert hasattr(reg, "noise_variance_") and reg.strength_method_ in ("evidence", "loo")
     reg.partial_fit(X, Y)
     assert reg.n_iter_ == 4 and not hasattr(reg, "noise_variance_")
+    assert reg.strength_method_ == "fixed"
+    assert reg.reg_lambda_ == dict.fromkeys(reg.adareg_layers_, 3e-3)
 
 
 @pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
 def test_warm_start_continues_from_the_fitted_state(Estimator):
     X, y, Y = data()
     t = target(Estimator, y, Y)
-    est = Estimator(max_epochs=6, warm_start=True, **SMALL).fit(X, t)
+    # A fixed strength: with learned ones, a 1-epoch fit updates its prior after a step.
+    est = Estimator(max_epochs=6, warm_start=True, reg_lambda=3e-3, **SMALL).fit(X, t)
     weights, precision = state(est)[0], est.row_precision_.copy()
     est.set_params(max_epochs=1, lr=1e-5).fit(X, t)
     assert est.n_iter_ == 7 and est.net_.optimizer_.param_groups[0]["lr"] == 1e-5
@@ -137,9 +147,33 @@ def test_warm_start_continues_from_the_fitted_state(Estimator):
     # warm_start=False starts anew
     est.set_params(warm_start=False, max_epochs=2).fit(X, t)
     assert est.n_iter_ == 2
-    with pytest.raises(ValueError, match="reg_lambda='auto' needs all the training data"):
-        est.set_params(warm_start=True, reg_lambda="auto").fit(X, t)
-    check_is_fitted(est)  # a refused warm start leaves the fitted model
+    # a warm start sees all its data: it may learn the strengths, from where they were
+    weights = state(est)[0]
+    est.set_params(warm_start=True, reg_lambda="evidence").fit(X, t)
+    assert est.n_iter_ == 4 and est.strength_method_ == "evidence"
+    assert [any(key == "log_evidence" for key in row) for row in est.history_] == [
+        False, False, True, True]  # (a short fit: updates after 3 of its 4 steps)
+    assert all(value != 3e-3 for value in est.reg_lambda_.values())
+    assert not any(np.array_equal(value, weights[name])
+                   for name, value in state(est)[0].items())
+    check_is_fitted(est)
+
+
+def test_a_warm_start_under_auto_keeps_the_first_fits_choice(monkeypatch):
+    X, _, Y = data()
+    reg = AdaRegMultiTaskRegressor(max_epochs=10, warm_start=True, **SMALL).fit(X, Y)
+    chosen, scores = reg.strength_method_, reg.cv_scores_
+    assert chosen in ("evidence", "loo") and set(scores) == {"evidence", "loo"}
+    assert chosen == max(scores, key=lambda method: scores[method].mean())
+    # no cross-validation again: the folds' fits would call _strength_method's chooser
+    calls = []
+    monkeypatch.setattr("sk_adareg._estimators._base.choose_by_cv",
+                        lambda *args: calls.append(args))
+    reg.set_params(max_epochs=3).fit(X, Y)
+    assert calls == [] and reg.n_iter_ == 13
+    assert reg.strength_method_ == chosen and reg.cv_scores_ is scores
+    assert reg.net_.reg_lambda == chosen
+    assert any("log_evidence" in row for row in reg.history_[10:])  # it learns on
 
 
 # --------------------------------------------------------------------------- validation

@@ -125,10 +125,12 @@ def test_loo_scales_every_evidence_strength_by_one_factor(monkeypatch):
     monkeypatch.setattr("sk_adareg._strength._loo.press_scale", search)
     X, Y = heavy_tailed()
     est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(16,), reg_lambda="loo",
-                                   adareg_layers="all", max_epochs=9, cov_update_every=3,
+                                   adareg_layers="all", max_epochs=12, cov_update_every=3,
                                    random_state=0).fit(X, Y)
     rows = [row for row in est.history_ if "log_evidence" in row]
+    # no update of the strengths after the last epoch's precision update
     assert [row["epoch"] for row in rows] == [3, 6, 9]
+    assert est.history_[-1, "cov_update"] and "loo_scale" not in est.history_[-1]
     assert [row["loo_scale"] for row in rows] == [alpha for *_, alpha, _, _ in seen]
     # loo_mse: PRESS at the chosen factor over the n K target values
     for row, press in zip(rows, searched, strict=True):
@@ -200,7 +202,7 @@ def test_the_factors_taken_together_give_each_ones_press():
     assert len(set(together.tolist())) == len(factors)
 
 
-def test_a_grid_search_chooses_between_auto_and_loo():
+def test_a_grid_search_chooses_between_evidence_and_loo():
     # The recipe of the user guide: GridSearchCV over the two learned strengths. Each
     # candidate must really be fitted with its own reg_lambda (clone and set_params keep
     # the string), score as cross_val_score scores it alone, and the refit must be the
@@ -209,13 +211,13 @@ def test_a_grid_search_chooses_between_auto_and_loo():
     base = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), adareg_layers="all",
                                     max_epochs=12, cov_update_every=4, random_state=0)
     cv = KFold(3, shuffle=True, random_state=0)
-    search = GridSearchCV(base, {"reg_lambda": ["auto", "loo"]}, cv=cv).fit(X, Y)
+    search = GridSearchCV(base, {"reg_lambda": ["evidence", "loo"]}, cv=cv).fit(X, Y)
     scores = search.cv_results_["mean_test_score"]
     for value, score in zip(search.cv_results_["param_reg_lambda"], scores, strict=True):
         alone = cross_val_score(clone(base).set_params(reg_lambda=value), X, Y, cv=cv)
         assert score == pytest.approx(alone.mean(), abs=1e-12)
     assert scores[0] != scores[1]
-    winner = ["auto", "loo"][int(np.argmax(scores))]
+    winner = ["evidence", "loo"][int(np.argmax(scores))]
     assert search.best_params_ == {"reg_lambda": winner}
     assert search.best_estimator_.reg_lambda == winner
     mean, std = search.best_estimator_.predict(X[:5], return_std=True)

@@ -89,9 +89,13 @@ def test_divergence_raises_naming_the_epoch():
         net.fit(X, y * 1e20)
 
 
-def test_divergence_leaves_the_estimator_unfitted():
+# The default (learned strengths) updates the prior after steps within the short fit, before
+# the epoch's divergence check: the divergence must still be reported as one.
+@pytest.mark.parametrize("params", [{}, {"reg_lambda": 3e-3}])
+def test_divergence_leaves_the_estimator_unfitted(params):
     X, y = make_classification(n_samples=60, n_features=5, random_state=0)
-    clf = AdaRegClassifier(lr=1e30, optimizer=torch.optim.SGD, max_epochs=3, random_state=0)
+    clf = AdaRegClassifier(lr=1e30, optimizer=torch.optim.SGD, max_epochs=3, random_state=0,
+                           **params)
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
         clf.fit(X * 1e15, y)
     assert not [k for k in vars(clf) if k.endswith("_") and not k.startswith("__")]
@@ -154,7 +158,7 @@ def test_healthy_fits_are_not_warned_about(factor, params):
 
 @pytest.mark.parametrize("conv", [False, True])
 @pytest.mark.parametrize("layers", ["all", ["2.weight"]])
-@pytest.mark.parametrize("reg_lambda", [0.3, "auto"])
+@pytest.mark.parametrize("reg_lambda", [0.3, "evidence"])
 def test_penalty_gradient_after_backward_is_autograd_through_the_penalty(reg_lambda, layers,
                                                                          conv):
     # train_step_single adds 2 c Omega_r W Omega_c after backward(); get_loss's
@@ -170,9 +174,9 @@ def test_penalty_gradient_after_backward_is_autograd_through_the_penalty(reg_lam
     y = torch.randn(32, 3)
     net = AdaRegNeuralNet(module, nn.MSELoss, reg_lambda=reg_lambda, adareg_layers=layers,
                           train_split=None, verbose=0, max_epochs=1)
-    net.fit(X, y)  # precisions away from the identity, strengths learned for "auto"
+    net.fit(X, y)  # precisions away from the identity, strengths learned for "evidence"
     net.priors_.update(module)
-    if reg_lambda == "auto":
+    if reg_lambda == "evidence":
         net.priors_.set_strengths({"0.weight": 0.7, "2.weight": 0.02}
                                   if layers == "all" else {"2.weight": 0.02})
     module.zero_grad()

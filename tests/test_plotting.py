@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 
@@ -32,22 +33,27 @@ def close_figures():
 
 @pytest.fixture(scope="module")
 def classifier():
-    """Digits with class names, validation data and 3 precision updates."""
+    """Digits with class names, validation data and 3 precision updates, every 2 epochs."""
     X, y = load_digits(n_class=4, return_X_y=True)
-    return AdaRegClassifier(hidden_layer_sizes=(16,), max_epochs=6, cov_update_every=2,
+    # A fixed strength: learned ones would update a fit this short after steps instead.
+    return AdaRegClassifier(hidden_layer_sizes=(16,), reg_lambda=3e-3, adareg_layers="last",
+                            max_epochs=6, cov_update_every=2,
                             early_stopping=True, n_iter_no_change=100,
                             random_state=0).fit(X[:200] / 16, DIGIT_NAMES[y[:200]])
+
+
+def regressor_data():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 4)), columns=["age", "dose", "height", "weight"])
+    return X, X.to_numpy() @ rng.normal(size=(4, 3))
 
 
 @pytest.fixture(scope="module")
 def regressor():
     """A linear multitask model on a DataFrame: columns of its weight are the features."""
-    pd = pytest.importorskip("pandas")
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(size=(80, 4)), columns=["age", "dose", "height", "weight"])
-    Y = X.to_numpy() @ rng.normal(size=(4, 3))
     return AdaRegMultiTaskRegressor(hidden_layer_sizes=(), max_epochs=5, cov_update_every=2,
-                                    random_state=0).fit(X, Y)
+                                    random_state=0).fit(*regressor_data())
 
 
 def tick_texts(labels):
@@ -374,8 +380,13 @@ def test_no_validation_curve_without_early_stopping(regressor):
     disp = TrainingCurveDisplay.from_estimator(regressor)
     assert "valid_loss" not in disp.lines_
     assert tick_texts(disp.ax_.get_legend().get_texts()) == ["training", "precision update"]
-    assert disp.ax_.get_ylabel().startswith("mean squared error")
+    # learned strengths (the default) weigh each target by its noise precision
+    assert regressor.strength_method_ in ("evidence", "loo")
+    assert disp.ax_.get_ylabel() == "weighted mean squared error\n(standardized targets)"
     assert disp.ax_.get_title() == "Training of AdaRegMultiTaskRegressor"
+    fixed = clone(regressor).set_params(reg_lambda=3e-3).fit(*regressor_data())
+    disp = TrainingCurveDisplay.from_estimator(fixed)
+    assert disp.ax_.get_ylabel() == "mean squared error\n(standardized targets)"
 
 
 def test_panels_on_given_axes(classifier):

@@ -46,13 +46,17 @@ def test_sparse_fit_equals_the_dense_fit_and_is_densified_by_batch(Estimator, fm
     est = Estimator(max_epochs=3, batch_size=16, early_stopping=True, random_state=0)
     dense = clone(est).fit(X, target)
     assert densified == []
-    # Memory-sized chunks (the regressor's end-of-fit posterior) as small as a batch here.
+    # Memory-sized chunks (the evidence's curvature, the regressor's end-of-fit posterior)
+    # as small as a batch here.
     monkeypatch.setattr(_data, "INFERENCE_BYTES", 1)
     sparse = est.fit(fmt(X), target)
     # training batches (16 rows), validation batches, the output check's batch and the
-    # chunks of the posterior
-    assert densified and max(rows for rows, _ in densified) <= 16
-    assert sum(rows for rows, _ in densified) >= 3 * 135  # every epoch's training rows
+    # chunks of the curvature; besides them, only each input's range (1-D with sparse
+    # arrays, a row with sparse matrices)
+    rows = [shape[0] for shape in densified if len(shape) == 2]
+    assert all(shape == (40,) for shape in densified if len(shape) != 2)
+    assert rows and max(rows) <= 16
+    assert sum(rows) >= 3 * 135  # every epoch's training rows
     np.testing.assert_array_equal(sparse.loss_curve_, dense.loss_curve_)
     np.testing.assert_array_equal(sparse.row_covariance_, dense.row_covariance_)
     # prediction in chunks of 40 rows here
@@ -60,10 +64,10 @@ def test_sparse_fit_equals_the_dense_fit_and_is_densified_by_batch(Estimator, fm
     densified.clear()
     method = "predict_proba" if Estimator is AdaRegClassifier else "predict"
     np.testing.assert_array_equal(getattr(sparse, method)(fmt(X)), getattr(dense, method)(X))
-    assert [rows for rows, _ in densified] == [40, 40, 40, 30]
+    assert densified == [(40, 40), (40, 40), (40, 40), (30, 40)]
 
 
-def test_a_one_hot_encoded_column_trains_in_a_pipeline(densified):
+def test_a_one_hot_encoded_column_trains_in_a_pipeline(densified, monkeypatch):
     # The default output of a ColumnTransformer one-hot encoding a 60-level column.
     rng = np.random.default_rng(0)
     levels = rng.integers(0, 60, size=300)
@@ -72,9 +76,12 @@ def test_a_one_hot_encoded_column_trains_in_a_pipeline(densified):
     encode = make_column_transformer((OneHotEncoder(), [0]), remainder="passthrough")
     assert scipy.sparse.issparse(encode.fit_transform(X))
     densified.clear()
+    # The evidence's curvature reads memory-sized chunks (all 300 rows here): a batch's.
+    monkeypatch.setattr(_data, "INFERENCE_BYTES", 1)
     model = make_pipeline(encode, AdaRegClassifier(max_epochs=30, lr=1e-2, random_state=0))
     model.fit(X, y)
-    assert max(rows for rows, _ in densified) <= 64  # batches of 64 rows
+    assert model[-1].strength_method_ == "evidence"  # the default for classification
+    assert max(shape[0] for shape in densified) <= 64  # batches of 64 rows
     assert model.score(X, y) > 0.9
 
 
@@ -100,6 +107,10 @@ def test_return_std_and_sample_weight_take_sparse_input():
     params = {"max_epochs": 3, "reg_lambda": "auto", "random_state": 0}
     sparse = AdaRegMultiTaskRegressor(**params).fit(X, Y, sample_weight=w)
     dense = AdaRegMultiTaskRegressor(**params).fit(X.toarray(), Y, sample_weight=w)
+    # the cross-validation of "auto" too, fold by fold
+    assert sparse.strength_method_ == dense.strength_method_
+    for method, scores in dense.cv_scores_.items():
+        np.testing.assert_allclose(sparse.cv_scores_[method], scores, rtol=1e-5)
     mean, std = sparse.predict(X, return_std=True)
     expected_mean, expected_std = dense.predict(X.toarray(), return_std=True)
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-5, atol=1e-6)

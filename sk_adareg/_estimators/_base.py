@@ -405,15 +405,9 @@ class BaseAdaReg(BaseEstimator):
         too), to which the validation part is clipped as ``predict`` would clip it."""
         fraction = self._validation_fraction()
         if fraction is None:
-            return X, y, sample_weight, None, self._bounds(X, bounds)
+            return X, y, sample_weight, None, self._bounds(X, bounds, sample_weight)
+        self._check_validation_size(len(y), n_outputs)
         n_valid = math.ceil(fraction * len(y))  # train_test_split's count
-        needed = self._min_train_samples(n_outputs)
-        if len(y) - n_valid < needed:
-            raise ValueError(
-                f"validation_fraction={fraction!r} holds out {n_valid} of "
-                f"{len(y)} samples for validation, which leaves {len(y) - n_valid} to "
-                f"train on; {type(self).__name__} needs at least {needed}. Lower "
-                "validation_fraction, or set it to None (and early_stopping=False).")
         stratify = None
         if self._stratify_validation:
             _, counts = np.unique(y, return_counts=True)
@@ -426,14 +420,34 @@ class BaseAdaReg(BaseEstimator):
                                         stratify=stratify)
         w_train, w_valid = (None, None) if sample_weight is None else (
             sample_weight[train], sample_weight[valid])
-        bounds = self._bounds(X[train], bounds)
+        bounds = self._bounds(X[train], bounds, w_train)
         X_valid = clip_to(X[valid], bounds) if self.clip_inputs else X[valid]
         return (X[train], y[train], w_train,
                 predefined_split(_dataset(X_valid, y[valid], w_valid)), bounds)
 
+    def _check_validation_size(self, n_samples, n_outputs):
+        """Raise if the validation split would leave too few samples to train on."""
+        fraction = self._validation_fraction()
+        if fraction is None:
+            return
+        n_valid = math.ceil(fraction * n_samples)  # train_test_split's count
+        needed = self._min_train_samples(n_outputs)
+        if n_samples - n_valid < needed:
+            raise ValueError(
+                f"validation_fraction={fraction!r} holds out {n_valid} of "
+                f"{n_samples} samples for validation, which leaves {n_samples - n_valid} to "
+                f"train on; {type(self).__name__} needs at least {needed}. Lower "
+                "validation_fraction, or set it to None (and early_stopping=False).")
+
     @staticmethod
-    def _bounds(X, earlier=None):
-        """The range of each input over ``X`` and the ``earlier`` bounds."""
+    def _bounds(X, earlier=None, sample_weight=None):
+        """The range of each input over ``X`` and the ``earlier`` bounds.
+
+        Rows of zero weight do not count: they are not training data, as if removed
+        (integer weights are repeated rows).
+        """
+        if sample_weight is not None and (sample_weight > 0).any():
+            X = X[np.flatnonzero(sample_weight > 0)]
         bounds = input_bounds(X)
         return bounds if earlier is None else union_bounds(earlier, bounds)
 
@@ -518,8 +532,12 @@ class BaseAdaReg(BaseEstimator):
         X = self._validate_X(X, reset=True)
         sample_weight = self._sample_weight(X, sample_weight)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        method, cv_scores = self._strength_method(X, y, sample_weight, groups, seed)
+        # The targets and the validation split are checked before any fold's fit: a bad
+        # y fails as without cross-validation, with the numbers of the data given.
+        y_raw = y
         y, n_outputs = self._encode_targets(X, y, sample_weight=sample_weight)
+        self._check_validation_size(len(y), n_outputs)
+        method, cv_scores = self._strength_method(X, y_raw, sample_weight, groups, seed)
         sample_weight = self._class_weighted(y, sample_weight)
         X, y, sample_weight, train_split, bounds = self._split_validation(
             X, y, sample_weight, seed, n_outputs)
@@ -550,6 +568,8 @@ class BaseAdaReg(BaseEstimator):
         if len(candidates) == 1:
             return candidates[0], None
         classifier = self._likelihood == "categorical"
+        if not hasattr(y, "iloc"):  # a list, or an array-like _safe_indexing cannot index
+            y = np.asarray(y)
         if self.cv is None:  # shuffled folds: data files are often sorted
             cv = (StratifiedKFold if classifier else KFold)(3, shuffle=True, random_state=seed)
         else:
@@ -650,7 +670,7 @@ class BaseAdaReg(BaseEstimator):
             net = self._new_net(X, n_outputs, None, reg_lambda)
             with _incremental(net):
                 net.partial_fit(_dataset(X, y, sample_weight), None, epochs=1)
-        self._set_fitted_attributes(net, None, self._bounds(X))
+        self._set_fitted_attributes(net, None, self._bounds(X, sample_weight=sample_weight))
         self.strength_method_, self.cv_scores_, self.best_score_ = "fixed", None, None
         return self
 
@@ -676,7 +696,7 @@ class BaseAdaReg(BaseEstimator):
             X, y, sample_weight, train_split, bounds = self._split_validation(
                 X, y, sample_weight, seed, n_outputs, self._input_bounds_)
         else:
-            bounds = self._bounds(X, self._input_bounds_)
+            bounds = self._bounds(X, self._input_bounds_, sample_weight)
         self._check_batch_norm(X)
         dataset = _dataset(X, y, sample_weight)
         # The estimator's parameters now, for what they do not rebuild.

@@ -1,0 +1,287 @@
+"""The estimators' defaults: reg_lambda="auto" (evidence or leave-one-out, chosen by
+cross-validation), a prior on every layer, strengths learned during training, and
+inputs clipped to their training range at prediction."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GroupKFold, KFold, train_test_split
+from sklearn.utils import check_random_state
+from skorch.callbacks import Callback
+from torch import nn
+
+from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
+from sk_adareg.net import AdaRegNeuralNetClassifier, AdaRegNeuralNetRegressor
+
+
+def data(n=80, p=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    Y = np.column_stack([X[:, 0] + np.sin(2 * X[:, 1]), X[:, 2] * X[:, 3]])
+    Y += 0.3 * rng.standard_t(3, size=Y.shape)
+    return X, Y, (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def seed_of(random_state):
+    """The seed an estimator draws from its random_state (its folds', splits', torch's)."""
+    return check_random_state(random_state).randint(np.iinfo(np.int32).max)
+
+
+class StrengthsInForce(Callback):
+    """The priors' strengths (in the loss's units) at the end of every training step."""
+
+    def initialize(self):
+        self.strengths_ = []
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.strengths_.append(dict(zip(net.priors_.names,
+                                            net.priors_.strengths.tolist(), strict=True)))
+
+
+# ------------------------------------------------------------------------------- (a) defaults
+
+
+@pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
+def test_the_defaults_learn_the_strength_on_every_layer_and_clip_the_inputs(Estimator):
+    params = Estimator().get_params()
+    assert params["reg_lambda"] == "auto"
+    assert params["adareg_layers"] == "all"
+    assert params["clip_inputs"] is True
+    assert params["cv"] is None
+
+
+# ------------------------------------------------------------------- (b) the cross-validation
+
+
+@pytest.fixture(scope="module")
+def auto_regressor():
+    X, Y, _ = data()
+    return X, Y, AdaRegMultiTaskRegressor(max_epochs=20, random_state=0).fit(X, Y)
+
+
+def test_auto_chooses_the_best_mean_score_of_three_shuffled_folds(auto_regressor):
+    X, Y, est = auto_regressor
+    scores = est.cv_scores_
+    assert set(scores) == {"evidence", "loo"}
+    assert all(s.shape == (3,) and np.isfinite(s).all() for s in scores.values())
+    means = {method: s.mean() for method, s in scores.items()}
+    assert est.strength_method_ == max(means, key=means.get)
+    assert est.best_score_ == means[est.strength_method_]
+    assert scores["evidence"].tolist() != scores["loo"].tolist()
+    # Each fold's score is that of the candidate fitted on the fold's training part, for
+    # 30 % of the epochs (ceil(0.3 * 20) = 6), with the estimator's seed.
+    folds = KFold(3, shuffle=True, random_state=seed_of(0)).split(X)
+    for k, (train, test) in enumerate(folds):
+        for method, fold_scores in scores.items():
+            fold = AdaRegMultiTaskRegressor(reg_lambda=method, max_epochs=math.ceil(0.3 * 20),
+                                            random_state=0).fit(X[train], Y[train])
+            assert fold.n_iter_ == 6
+            assert fold_scores[k] == fold.score(X[test], Y[test]), (method, k)
+
+
+def test_auto_then_trains_on_all_the_data_under_the_winner(auto_regressor):
+    X, Y, est = auto_regressor
+    winner = AdaRegMultiTaskRegressor(reg_lambda=est.strength_method_, max_epochs=20,
+                                      random_state=0).fit(X, Y)
+    assert est.n_iter_ == 20 and est.net_.reg_lambda == est.strength_method_
+    np.testing.assert_array_equal(est.predict(X), winner.predict(X))
+    assert est.reg_lambda_ == winner.reg_lambda_
+    np.testing.assert_array_equal(est.noise_variance_, winner.noise_variance_)
+    assert winner.cv_scores_ is None and winner.best_score_ is None
+    assert winner.strength_method_ == est.strength_method_
+
+
+# ------------------------------------------------------------------------------ (c) groups
+
+
+class RecordingGroupKFold(GroupKFold):
+    """A GroupKFold that keeps the groups and folds it was asked for."""
+
+    def split(self, X, y=None, groups=None):
+        self.groups_ = groups
+        self.folds_ = list(super().split(X, y, groups))
+        return iter(self.folds_)
+
+
+def test_groups_reach_the_splitter():
+    X, Y, _ = data(n=60)
+    groups = np.repeat(np.arange(12), 5)  # 12 groups of 5 consecutive rows
+    splitter = RecordingGroupKFold(3)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=5, cv=splitter,
+                                   random_state=0).fit(X, Y, groups=groups)
+    np.testing.assert_array_equal(splitter.groups_, groups)
+    assert len(splitter.folds_) == 3
+    tested = [set(groups[test]) for _, test in splitter.folds_]
+    assert set.union(*tested) == set(range(12)) and sum(map(len, tested)) == 12
+    for train, test in splitter.folds_:  # no group on both sides of a fold
+        assert not set(groups[train]) & set(groups[test])
+    # the scores are those of these folds
+    train, test = splitter.folds_[0]
+    method = est.strength_method_
+    fold = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda=method,
+                                    max_epochs=math.ceil(0.3 * 5),
+                                    random_state=0).fit(X[train], Y[train])
+    assert est.cv_scores_[method][0] == fold.score(X[test], Y[test])
+    # a group splitter without groups: it is the splitter that refuses
+    with pytest.raises(ValueError, match="groups"):
+        clone(est).fit(X, Y)
+
+
+# ------------------------------------------------------- (d) strengths learned during training
+
+
+@pytest.mark.parametrize("reg_lambda", ["evidence", "loo"])
+def test_a_short_fit_learns_its_strengths_during_training(reg_lambda):
+    X, Y, _ = data()
+    recorder = StrengthsInForce()
+    # 2 epochs of 5 batches: updates after steps 2, 5 and 8 of the 10 (update_steps)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda=reg_lambda,
+                                   max_epochs=2, batch_size=16, keep_batch_history=True,
+                                   callbacks=[("strengths", recorder)],
+                                   random_state=0).fit(X, Y)
+    assert est.strength_method_ == reg_lambda and est.cv_scores_ is None
+    in_force = dict(est.net_.callbacks_)["strengths"].strengths_
+    assert len(in_force) == 10
+    steps = [row.get("cov_update", False) for epoch in est.history_ for row in epoch["batches"]
+             if "train_loss" in row]
+    assert [i + 1 for i, updated in enumerate(steps) if updated] == [2, 5, 8]
+    assert est.history_[:, "cov_update"] == [True, True]
+    assert all(isinstance(row["log_evidence"], float) for row in est.history_)
+    if reg_lambda == "loo":
+        assert all(row["loo_scale"] > 0 for row in est.history_)
+    # From 3e-3 at the first step, a new strength after each update, those of the last
+    # one in force for the steps after it and reported: the end of the fit keeps them.
+    names = ["hidden.0.weight", "output.weight"]
+    assert in_force[0] == dict.fromkeys(names, 3e-3)
+    changes = [i + 1 for i in range(1, 10) if in_force[i] != in_force[i - 1]]
+    assert changes == [2, 5, 8]
+    assert in_force[7] == in_force[8] == in_force[9]
+    assert list(est.reg_lambda_) == names
+    assert all(value != 3e-3 for value in est.reg_lambda_.values())
+    assert est.reg_lambda_ == pytest.approx(in_force[-1], rel=1e-12)
+    assert est.net_.reg_lambda_ == pytest.approx(
+        dict(zip(names, est.net_.priors_.strengths.tolist(), strict=True)), rel=1e-12)
+
+
+# ------------------------------------------------------------------------- (e) clip_inputs
+
+
+def far_and_clipped(X_train, X):
+    """``X`` pushed far outside the training range, and the same clipped back to it."""
+    far = X * 50 + np.sign(X) * 10
+    return far, np.clip(far, X_train.min(axis=0), X_train.max(axis=0))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_predictions_far_from_the_data_are_those_at_its_edge(sparse):
+    X, Y, _ = data()
+    if sparse:
+        X = np.where(np.abs(X) > 0.7, X, 0.0)
+    far, clipped = far_and_clipped(X, X[:20])
+    assert not np.array_equal(far, clipped)
+    wrap = scipy.sparse.csr_matrix if sparse else np.asarray
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="evidence",
+                                   max_epochs=5, random_state=0).fit(wrap(X), Y)
+    np.testing.assert_array_equal(est._input_bounds_[0], X.min(axis=0).astype(np.float32))
+    np.testing.assert_array_equal(est._input_bounds_[1], X.max(axis=0).astype(np.float32))
+    mean, std = est.predict(wrap(far), return_std=True)
+    at_edge, std_at_edge = est.predict(wrap(clipped), return_std=True)
+    np.testing.assert_array_equal(mean, at_edge)
+    np.testing.assert_allclose(std, std_at_edge, rtol=1e-12)
+    np.testing.assert_array_equal(est.predict(wrap(far)), at_edge)
+    # the check can fail: unclipped, the network extrapolates
+    est.set_params(clip_inputs=False)
+    mean, std = est.predict(wrap(far), return_std=True)
+    assert not np.allclose(mean, at_edge) and not np.allclose(std, std_at_edge)
+
+
+def test_the_classifiers_probabilities_far_from_the_data_are_those_at_its_edge():
+    X, _, y = data()
+    far, clipped = far_and_clipped(X, X[:20])
+    clf = AdaRegClassifier(hidden_layer_sizes=(8,), max_epochs=5, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(far), clf.predict_proba(clipped))
+    np.testing.assert_array_equal(clf.predict(far), clf.predict(clipped))
+    clf.set_params(clip_inputs=False)
+    assert not np.allclose(clf.predict_proba(far), clf.predict_proba(clipped))
+
+
+@pytest.mark.parametrize("clip_inputs", [True, False])
+def test_the_validation_part_is_clipped_to_the_training_parts_range(clip_inputs):
+    X, Y, _ = data(n=120)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda=3e-3, max_epochs=3,
+                                   validation_fraction=0.25, clip_inputs=clip_inputs,
+                                   random_state=0).fit(X, Y)
+    train, valid = train_test_split(np.arange(len(X)), test_size=0.25,
+                                    random_state=seed_of(0))
+    X32 = X.astype(np.float32)
+    low, high = X32[train].min(axis=0), X32[train].max(axis=0)
+    np.testing.assert_array_equal(est._input_bounds_[0], low)
+    np.testing.assert_array_equal(est._input_bounds_[1], high)
+    valid_X = est.net_.train_split.keywords["valid_ds"].X
+    assert not np.array_equal(np.clip(X32[valid], low, high), X32[valid])  # some are out
+    np.testing.assert_array_equal(valid_X, np.clip(X32[valid], low, high) if clip_inputs
+                                  else X32[valid])
+    # the validation score is the score of the validation rows, as predict sees them
+    assert est.validation_scores_[-1] == pytest.approx(est.score(X[valid], Y[valid]),
+                                                       abs=1e-6)
+
+
+# ------------------------------------------------------------------------- (f) partial_fit
+
+
+@pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
+def test_partial_fit_trains_the_default_under_a_fixed_strength(Estimator):
+    X, Y, y = data()
+    target = y if Estimator is AdaRegClassifier else Y
+    kwargs = {"classes": [0, 1]} if Estimator is AdaRegClassifier else {}
+    est = Estimator(hidden_layer_sizes=(8,), random_state=0).partial_fit(X, target, **kwargs)
+    assert est.strength_method_ == "fixed" and est.net_.reg_lambda == 3e-3
+    assert est.cv_scores_ is None and est.best_score_ is None
+    assert est.reg_lambda_ == {"hidden.0.weight": 3e-3, "output.weight": 3e-3}
+    # as a fit under reg_lambda=3e-3 would train
+    fixed = Estimator(hidden_layer_sizes=(8,), reg_lambda=3e-3, random_state=0)
+    fixed.partial_fit(X, target, **kwargs)
+    np.testing.assert_array_equal(est.history_[:, "train_loss"],
+                                  fixed.history_[:, "train_loss"])
+    est.partial_fit(X, target)
+    assert est.n_iter_ == 2 and est.strength_method_ == "fixed"
+    with pytest.raises(ValueError, match=r"reg_lambda='evidence'.*partial_fit"):
+        Estimator(reg_lambda="evidence").partial_fit(X, target, **kwargs)
+
+
+# --------------------------------------------------------------------------- (g) the nets
+
+
+@pytest.mark.parametrize("net_class", [AdaRegNeuralNetRegressor, AdaRegNeuralNetClassifier])
+def test_a_net_cannot_choose_by_cross_validation(net_class):
+    net = net_class(nn.Linear(5, 2), reg_lambda="auto", train_split=None, verbose=0)
+    with pytest.raises(ValueError, match=r"reg_lambda='auto'.*'evidence', 'loo' or a number"):
+        net.initialize()
+    net = net_class(nn.Linear(5, 2), train_split=None, verbose=0).initialize()
+    assert net.reg_lambda == 3e-3 and net.priors_.names == ["weight"]  # the nets' defaults
+    net_class(nn.Linear(5, 2), reg_lambda="evidence", train_split=None, verbose=0).initialize()
+
+
+# ---------------------------------------------------------------------- (h) the classifier
+
+
+def test_the_classifiers_auto_is_the_evidence_without_cross_validation(monkeypatch):
+    X, _, y = data()
+    calls = []
+    monkeypatch.setattr("sk_adareg._estimators._base.choose_by_cv",
+                        lambda *args: calls.append(args))
+    params = {"hidden_layer_sizes": (8,), "max_epochs": 4, "random_state": 0}
+    clf = AdaRegClassifier(**params).fit(X, y, groups=np.arange(len(y)) % 4)
+    assert calls == []
+    assert clf.strength_method_ == "evidence" and clf.net_.reg_lambda == "evidence"
+    assert clf.cv_scores_ is None and clf.best_score_ is None
+    evidence = AdaRegClassifier(reg_lambda="evidence", **params).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), evidence.predict_proba(X))
+    assert clf.reg_lambda_ == evidence.reg_lambda_
+    assert torch.equal(clf.net_.priors_.strengths, evidence.net_.priors_.strengths)
