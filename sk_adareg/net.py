@@ -133,6 +133,20 @@ class AdaRegMixin(EngineMixin):
             ("prior_refresh", PriorRefresh()),
         ]
 
+    def __getstate__(self):
+        # skorch pickles its modules, criteria and optimizers apart from the rest and loads
+        # them with a map_location, so that a net trained on a GPU loads on a machine
+        # without one. The ``module`` parameter may be the trained module itself (an
+        # instance given to the net, as the estimators give theirs), and callbacks may hold
+        # tensors (EarlyStopping's best weights): they travel the same way.
+        prefixes = self.cuda_dependent_attributes_
+        self.cuda_dependent_attributes_ = [
+            *prefixes, *(p for p in _DEVICE_PREFIXES if p not in prefixes)]
+        try:
+            return super().__getstate__()
+        finally:
+            self.cuda_dependent_attributes_ = prefixes
+
     def initialize_callbacks(self):
         """Initialize the callbacks, with the prior refresh after all others."""
         super().initialize_callbacks()
@@ -311,6 +325,9 @@ class AdaRegMixin(EngineMixin):
             self.__dict__["_epoch_penalty_step"] = self._penalty_step()
 
 
+# Attributes, besides skorch's modules, criteria and optimizers, that may hold tensors on
+# the training device: skorch's pickling loads those with a map_location.
+_DEVICE_PREFIXES = ("module", "callbacks")
 # Batch callbacks that read nothing of the history during an epoch.
 AdaRegMixin._QUIET_CALLBACKS = (PriorUpdate, StrengthUpdate)
 # The classes whose training loss the engine's step reproduces.

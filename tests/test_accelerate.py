@@ -46,7 +46,9 @@ def free_ports(n):
 
 def run_bounded(args, timeout=TIMEOUT):
     """Run ``args`` in a new process group, killed whole after ``timeout`` seconds."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # CPU processes only: with a GPU visible, accelerate and torchrun would place the
+    # processes on it, which these gloo tests are not about.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     if "lo" in {name for _, name in socket.if_nameindex()}:
         env["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's traffic stays on the loopback interface
     proc = subprocess.Popen(args, cwd=TESTS_DIR, env=env, stdout=subprocess.PIPE,

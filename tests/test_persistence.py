@@ -176,3 +176,53 @@ def test_a_model_fitted_on_gpu_predicts_on_a_machine_without_one(Estimator, tmp_
                                    rtol=1e-4, atol=1e-6)
     else:
         np.testing.assert_allclose(got["predict"], expected["predict"], rtol=1e-4, atol=1e-5)
+
+
+def _tensors(obj, path, seen, found):
+    """The paths of the tensors reachable from ``obj`` (through containers and objects)."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        found.append(path)
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            _tensors(value, f"{path}[{key!r}]", seen, found)
+    elif isinstance(obj, (list, tuple, set)):
+        for i, value in enumerate(obj):
+            _tensors(value, f"{path}[{i}]", seen, found)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type) and not callable(obj) or (
+            isinstance(obj, torch.nn.Module)):
+        _tensors(vars(obj), f"{path}.", seen, found)
+
+
+@pytest.mark.parametrize("Estimator", [AdaRegClassifier, AdaRegMultiTaskRegressor])
+@pytest.mark.parametrize("params", [
+    {}, {"reg_lambda": 1e-2, "adareg_layers": "last"}, {"early_stopping": True},
+    {"decov_lambda": 0.1, "reg_lambda": 0.0}, {"validation_fraction": 0.2},
+    {"module": "instance"}])
+def test_only_what_skorch_maps_to_a_device_holds_tensors(Estimator, params):
+    # skorch loads a net's modules, criteria, optimizers (and what the nets add to them)
+    # with a map_location: a model fitted on a GPU loads on a machine without one. Any
+    # tensor pickled elsewhere would be loaded on the device it was saved from.
+    X, y = make_classification(n_samples=60, n_features=5, n_informative=3, n_classes=3,
+                               random_state=0)
+    target = y if Estimator is AdaRegClassifier else X[:, :3]
+    if params.get("module") == "instance":  # an instance of the user's: 5 inputs, 3 outputs
+        params = {"module": _modules.TinyNet()}
+    est = Estimator(hidden_layer_sizes=(8,), max_epochs=12, random_state=0, **params)
+    est.fit(X, target)
+    state = est.net_.__getstate__()
+    found = []
+    for key, value in state.items():
+        if key != "__cuda_dependent_attributes__":
+            _tensors(value, f"net_.{key}", set(), found)
+    for key, value in vars(est).items():  # the fitted state (the parameters are the user's)
+        if key != "net_" and key not in est.get_params():
+            _tensors(value, key, set(), found)
+    assert found == []
+    # The mapped part holds the trained module once, as the module parameter too.
+    copy = pickle.loads(pickle.dumps(est))
+    assert copy.net_.module_ is copy.net_.module or not isinstance(est.net_.module,
+                                                                   torch.nn.Module)
+    np.testing.assert_array_equal(copy.predict(X), est.predict(X))

@@ -56,9 +56,14 @@ class FixedStrength:
         return f"FixedStrength({self.value!r})"
 
     def initialize(self, net, names):
-        """The strengths when the net's priors are built."""
+        """The strengths when the net's priors are built (or when training goes on at a
+        fixed strength after learned ones: the targets count alike again)."""
         net.reg_lambda_ = dict.fromkeys(names, self.value)
         net.noise_variance_ = None
+        # The criterion exists when training goes on (initialize builds it after this).
+        weights = getattr(vars(net).get("criterion_"), "target_weights", None)
+        if weights is not None:
+            weights.fill_(1.0)
 
     def begin(self, net, X):
         """At the start of training: the priors' relative strengths are 1."""
