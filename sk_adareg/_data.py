@@ -85,32 +85,71 @@ def chunk_rows(module, row_shape, copies=1):
     return max(1, INFERENCE_BYTES // (copies * per_row))
 
 
-def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=None):
+def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=None, *,
+                    affine=None, check_inputs=False):
     """The outputs of ``module`` on ``X`` in evaluation mode, as a float64 numpy array.
 
     ``X`` (an array, or a scipy sparse matrix) is cut into chunks of about
-    :data:`INFERENCE_BYTES` once dense, each densified, moved to ``device``,
-    clipped there to ``bounds`` (a pair of arrays of the shape of a row; None:
-    not clipped) and run without gradients.
+    :data:`INFERENCE_BYTES` once dense, each densified and moved to ``device``,
+    where everything else happens: the inputs are checked finite
+    (``check_inputs``), clipped to ``bounds`` (a pair of arrays of the shape of a
+    row; None: not clipped), run through the module without gradients (and
+    ``nonlinearity``), mapped by ``affine`` (a pair ``(scale, offset)`` of arrays of
+    the shape of an output row, applied in float64: ``out * scale + offset``) and
+    checked finite. The outputs come back to the host once per chunk; the checks'
+    results once at the end.
+
+    Returns
+    -------
+    outputs : ndarray of shape (n_samples, ...), float64
+    n_nonfinite : int
+        The number of samples whose outputs are NaN or infinite.
+
+    Raises
+    ------
+    ValueError
+        With ``check_inputs``, if ``X`` holds NaN or an infinity (scikit-learn's
+        message).
     """
     rows = max(min_rows, chunk_rows(module, X.shape[1:]))
     training = module.training
     if bounds is not None:
         low, high = (torch.as_tensor(b, device=device) for b in bounds)
+    if affine is not None:
+        scale, offset = (torch.as_tensor(a, dtype=torch.float64, device=device)
+                         for a in affine)
+    finite_inputs = torch.ones((), dtype=torch.bool, device=device)
+    bad_rows = torch.zeros((), dtype=torch.int64, device=device)
     module.eval()
     try:
         outputs = []
         with torch.no_grad():
             for start in range(0, X.shape[0], rows):
                 chunk = torch.as_tensor(dense(X[start:start + rows]), device=device)
+                if check_inputs:  # before clipping, which would hide an infinity
+                    finite_inputs &= torch.isfinite(chunk).all()
                 if bounds is not None:
                     chunk = torch.minimum(torch.maximum(chunk, low), high)
                 out = module(chunk)
                 if nonlinearity is not None:
                     out = nonlinearity(out)
-                outputs.append(out.to(device="cpu", dtype=torch.float64).numpy())
+                out = out.to(torch.float64)
+                if affine is not None:
+                    out = out * scale + offset
+                bad_rows += (~torch.isfinite(out.reshape(len(out), -1)).all(dim=1)).sum()
+                outputs.append(out.cpu().numpy())
     finally:
         module.train(training)
+    if check_inputs and not bool(finite_inputs):
+        _raise_non_finite(X)
     if not outputs:
-        return np.empty((0,), dtype=np.float64)
-    return np.concatenate(outputs)
+        return np.empty((0,), dtype=np.float64), 0
+    return np.concatenate(outputs), int(bad_rows)
+
+
+def _raise_non_finite(X):
+    """scikit-learn's error for inputs with NaN or an infinity."""
+    values = dense(X.data if scipy.sparse.issparse(X) else X)
+    if np.isnan(values).any():
+        raise ValueError("Input X contains NaN.")
+    raise ValueError(f"Input X contains infinity or a value too large for {values.dtype!r}.")

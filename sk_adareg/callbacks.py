@@ -450,7 +450,7 @@ class ValidationScore(Callback):
         if isinstance(dataset_valid, Subset):  # skorch's ValidSplit
             weights = getattr(dataset_valid.dataset, "sample_weight", None)
             weights = None if weights is None else weights[dataset_valid.indices]
-        outputs = chunked_forward(net.module_, X, net.device)
+        outputs, _ = chunked_forward(net.module_, X, net.device)
         if self.kind == "accuracy":
             score = accuracy_score(y, outputs.argmax(axis=1), sample_weight=weights)
         else:

@@ -84,7 +84,8 @@ def test_chunked_forward_equals_one_forward_and_restores_the_mode(monkeypatch):
                                  torch.nn.Linear(5, 2))
     X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
     monkeypatch.setattr("sk_adareg._data.INFERENCE_BYTES", 4 * 8 * 7)  # 7 rows a chunk
-    out = chunked_forward(module, X, "cpu")
+    out, bad = chunked_forward(module, X, "cpu")
+    assert bad == 0
     module.eval()
     with torch.no_grad():
         expected = module(torch.from_numpy(X)).double().numpy()

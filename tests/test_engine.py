@@ -81,7 +81,7 @@ def test_the_switch_turns_the_engine_off_and_the_fit_is_the_same_to_the_last_bit
     epochs = kwargs["max_epochs"]
     if fast.cv_scores_ is not None:  # reg_lambda="auto": 2 candidates on 2 folds' fits,
         assert {k: len(v) for k, v in fast.cv_scores_.items()} == {"evidence": 2, "loo": 2}
-        epochs += 2 * 2 * math.ceil(0.3 * kwargs["max_epochs"])  # of 30 % of the epochs
+        epochs += 2 * 2 * math.ceil(0.15 * kwargs["max_epochs"])  # of 15 % of the epochs
     assert engine_epochs == [True] * epochs  # the engine's loop ran every epoch
     engine_epochs.clear()
     with sk_adareg.config_context(fast_engine=False):

@@ -314,9 +314,10 @@ def test_inputs_that_overflow_float32_in_the_network_raise_at_predict(Estimator)
     huge = np.full((3, 5), 3e38)
     with pytest.raises(FloatingPointError, match=r"NaN or infinite for 3 of 3 samples"):
         est.predict(huge)
-    # clipped to the training range (the default), they are the largest training inputs
+    # clipped (the default) to the training range widened by a quarter on each side
     est.set_params(clip_inputs=True)
-    at_edge = np.tile(X.max(axis=0), (3, 1))
+    low, high = X.min(axis=0).astype(np.float32), X.max(axis=0).astype(np.float32)
+    at_edge = np.tile(high + (high - low) * np.float32(0.25), (3, 1))
     np.testing.assert_array_equal(est.predict(huge), est.predict(at_edge))
     if Estimator is AdaRegClassifier:
         proba = est.predict_proba(huge)

@@ -191,7 +191,7 @@ def _tensors(obj, path, seen, found):
     elif isinstance(obj, (list, tuple, set)):
         for i, value in enumerate(obj):
             _tensors(value, f"{path}[{i}]", seen, found)
-    elif hasattr(obj, "__dict__") and not isinstance(obj, type) and not callable(obj) or (
+    elif (hasattr(obj, "__dict__") and not isinstance(obj, type) and not callable(obj)) or (
             isinstance(obj, torch.nn.Module)):
         _tensors(vars(obj), f"{path}.", seen, found)
 

@@ -35,7 +35,7 @@ from .._params import (
 from .._strength import choose_by_cv, fold_epochs, strength_policy
 from ..callbacks import DropBatchHistory, EpochProgressBar, EpochTable, ValidationScore
 from ..exceptions import TrainingDivergedError
-from ._inputs import clip_to, input_bounds, union_bounds
+from ._inputs import clip_to, input_bounds, union_bounds, widened
 from ._mlp import MLP
 
 __all__ = ["SHARED_ATTRIBUTES", "SHARED_NOTES", "SHARED_PARAMETERS", "BaseAdaReg"]
@@ -327,11 +327,11 @@ class BaseAdaReg(BaseEstimator):
                 " does not. Set weight_decay=0.")
         return kwargs
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X, reset, ensure_all_finite=True):
         # Image-shaped input (n, channels, height, width) is for a custom module.
         X = validate_data(
             self, X, reset=reset, dtype=np.float32, order="C", allow_nd=self.module is not None,
-            accept_sparse=("csr", "csc"),
+            accept_sparse=("csr", "csc"), ensure_all_finite=ensure_all_finite,
         )
         if scipy.sparse.issparse(X):
             # Rows are cut from CSR; the batches are densified one by one (_batches).
@@ -380,7 +380,7 @@ class BaseAdaReg(BaseEstimator):
 
     def _check_output_size(self, net, X, n_outputs):
         """One forward pass on a batch of ``X``: the network must give ``n_outputs`` per sample."""
-        outputs = chunked_forward(net.module_, X[:self.batch_size], net.device)
+        outputs, _ = chunked_forward(net.module_, X[:self.batch_size], net.device)
         if outputs.shape[1:] != (n_outputs,):
             raise ValueError(
                 f"The module returns outputs of shape {outputs.shape[1:]} per sample (on a "
@@ -421,7 +421,7 @@ class BaseAdaReg(BaseEstimator):
         w_train, w_valid = (None, None) if sample_weight is None else (
             sample_weight[train], sample_weight[valid])
         bounds = self._bounds(X[train], bounds, w_train)
-        X_valid = clip_to(X[valid], bounds) if self.clip_inputs else X[valid]
+        X_valid = clip_to(X[valid], widened(bounds)) if self.clip_inputs else X[valid]
         return (X[train], y[train], w_train,
                 predefined_split(_dataset(X_valid, y[valid], w_valid)), bounds)
 
@@ -781,7 +781,9 @@ class BaseAdaReg(BaseEstimator):
 
     def _check_X_for_predict(self, X):
         check_is_fitted(self)
-        return self._validate_X(X, reset=False)
+        # Finiteness is checked where the network runs (chunked_forward): on a GPU, the
+        # host's pass over the inputs would cost more than the forward itself.
+        return self._validate_X(X, reset=False, ensure_all_finite=False)
 
     def _forward(self, X):
         """Network outputs for new data, as a float64 array."""
@@ -789,16 +791,20 @@ class BaseAdaReg(BaseEstimator):
 
     def _clip_bounds(self):
         """The bounds new inputs are clipped to, or None (``clip_inputs=False``)."""
-        return self._input_bounds_ if self.clip_inputs else None
+        return widened(self._input_bounds_) if self.clip_inputs else None
+
+    def _output_affine(self):
+        """``(scale, offset)`` from the network's outputs to predictions, or None."""
+        return None
 
     def _outputs(self, X):
-        """Network outputs for validated data, as a float64 array."""
-        outputs = chunked_forward(self.net_.module_, X, self.net_.device,
-                                  self._output_nonlinearity, bounds=self._clip_bounds())
-        finite = np.isfinite(outputs).reshape(len(outputs), -1).all(axis=1)
-        if not finite.all():
+        """Predictions from validated data, as a float64 array; its inputs checked finite."""
+        outputs, bad = chunked_forward(
+            self.net_.module_, X, self.net_.device, self._output_nonlinearity,
+            bounds=self._clip_bounds(), affine=self._output_affine(), check_inputs=True)
+        if bad:
             raise FloatingPointError(
-                f"The network's outputs are NaN or infinite for {np.sum(~finite)} of "
+                f"The network's outputs are NaN or infinite for {bad} of "
                 f"{len(outputs)} samples. The network computes in float32: scale the "
                 "inputs like the training data; if they are, the fit diverged in its last "
                 f"steps: refit with a lower lr (lr={self.lr!r}) or reg_lambda "
@@ -927,15 +933,16 @@ module : torch.nn.Module class, instance or callable, default=None
         the strength, as in scikit-learn's ``*CV`` estimators: None gives 3
         shuffled folds (stratified for the classifier); an int, that many
         unshuffled ones; a splitter such as ``GroupKFold`` uses the
-        ``groups`` given to :meth:`fit`. Each fold's fit trains for 30 % of
+        ``groups`` given to :meth:`fit`. Each fold's fit trains for 15 % of
         ``max_epochs``. Unused with any other ``reg_lambda``.
 
     clip_inputs : bool, default=True
         Whether ``predict`` (and ``predict_proba``, ``return_std`` and the
         validation data) clips each input to its range in the training
-        data. A ReLU network extrapolates linearly, so its predictions run
-        away far from the training inputs; clipped, they stay at what it
-        learned at the edge of the data, as tree ensembles do."""
+        data, widened by a quarter of that range on each side. A ReLU
+        network extrapolates linearly, so its predictions run away far from
+        the training inputs; clipped, they stay near what it learned at the
+        edge of the data, as tree ensembles do."""
 
 # The AdaReg parameters' text comes from their one definition (escaped for .format).
 SHARED_PARAMETERS = SHARED_PARAMETERS_TEMPLATE.replace(

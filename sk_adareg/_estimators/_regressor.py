@@ -336,12 +336,19 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
             units.
         """
         X = self._check_X_for_predict(X)
-        y = self._target_scaler_.inverse_transform(self._outputs(X))
+        y = self._outputs(X)
         if return_std:
             scale = self._target_scaler_.scale_
             std = np.sqrt(self._predictive_variance(X)) * (1.0 if scale is None else scale)
             return (y.ravel(), std.ravel()) if self._y_ndim_ == 1 else (y, std)
         return y.ravel() if self._y_ndim_ == 1 else y
+
+    def _output_affine(self):
+        # The targets' standardization undone where the network runs, in float64.
+        scaler = self._target_scaler_
+        if scaler.scale_ is None:
+            return None
+        return scaler.scale_, scaler.mean_
 
     def _predictive_variance(self, X):
         """Predictive variance of the targets the network trained on, in chunks."""
@@ -354,7 +361,7 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
         curvature, reg_lambda, noise = self._posterior_
         net = self.net_
         if self.clip_inputs:  # the uncertainty of the prediction made
-            X = clip_to(X, self._input_bounds_)
+            X = clip_to(X, self._clip_bounds())
         curvature = map_curvature(curvature, partial(torch.as_tensor, device=net.device))
         laplace = KroneckerLaplace(curvature, net.priors_, reg_lambda, noise)
         # A sparse X is densified chunk by chunk, as at prediction.
