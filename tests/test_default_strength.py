@@ -294,3 +294,28 @@ def test_the_classifiers_auto_is_the_evidence_without_cross_validation(monkeypat
     np.testing.assert_array_equal(clf.predict_proba(X), evidence.predict_proba(X))
     assert clf.reg_lambda_ == evidence.reg_lambda_
     assert torch.equal(clf.net_.priors_.strengths, evidence.net_.priors_.strengths)
+
+
+class RecordingKFold(KFold):
+    """A KFold that keeps the number of rows it was asked to split."""
+
+    def split(self, X, y=None, groups=None):
+        self.n_rows_ = X.shape[0]
+        return super().split(X, y, groups)
+
+
+def test_the_choice_reads_a_subset_of_large_data(monkeypatch):
+    monkeypatch.setattr("sk_adareg._strength._choice.CV_ROWS", 50)
+    X, Y, _ = data(n=120)
+    splitter = RecordingKFold(3, shuffle=True, random_state=0)
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=5, cv=splitter,
+                                   random_state=0).fit(X, Y)
+    assert splitter.n_rows_ == 50
+    assert est.n_iter_ == 5 and est.strength_method_ in ("evidence", "loo")
+    # the final fit reads every row: its input range is that of all of them
+    np.testing.assert_array_equal(est._input_bounds_[1], X.max(axis=0).astype(np.float32))
+    monkeypatch.setattr("sk_adareg._strength._choice.CV_ROWS", 3000)
+    splitter = RecordingKFold(3, shuffle=True, random_state=0)
+    AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), max_epochs=5, cv=splitter,
+                             random_state=0).fit(X, Y)
+    assert splitter.n_rows_ == 120

@@ -32,7 +32,7 @@ from .._params import (
     parameter_constraints,
     parameters_doc,
 )
-from .._strength import choose_by_cv, fold_epochs, strength_policy
+from .._strength import choose_by_cv, cv_rows, fold_epochs, strength_policy
 from ..callbacks import DropBatchHistory, EpochProgressBar, EpochTable, ValidationScore
 from ..exceptions import TrainingDivergedError
 from ._inputs import clip_to, input_bounds, union_bounds, widened
@@ -559,7 +559,8 @@ class BaseAdaReg(BaseEstimator):
 
         ``reg_lambda`` itself, or with ``"auto"`` the candidate of the strength
         policy with the best mean score over the folds of ``cv`` (scored as
-        :meth:`score` scores, on fits of a fraction of ``max_epochs``).
+        :meth:`score` scores, on fits of a fraction of ``max_epochs``), on at most
+        :data:`~sk_adareg._strength._choice.CV_ROWS` rows.
         """
         policy = strength_policy(self.reg_lambda)
         if not policy.chooses:
@@ -570,6 +571,11 @@ class BaseAdaReg(BaseEstimator):
         classifier = self._likelihood == "categorical"
         if not hasattr(y, "iloc"):  # a list, or an array-like _safe_indexing cannot index
             y = np.asarray(y)
+        rows = cv_rows(X.shape[0], seed)
+        if rows is not None:  # large data: the choice is made on a subset
+            X, y = X[rows], _safe_indexing(y, rows)
+            sample_weight = None if sample_weight is None else sample_weight[rows]
+            groups = None if groups is None else np.asarray(groups)[rows]
         if self.cv is None:  # shuffled folds: data files are often sorted
             cv = (StratifiedKFold if classifier else KFold)(3, shuffle=True, random_state=seed)
         else:
@@ -934,7 +940,8 @@ module : torch.nn.Module class, instance or callable, default=None
         shuffled folds (stratified for the classifier); an int, that many
         unshuffled ones; a splitter such as ``GroupKFold`` uses the
         ``groups`` given to :meth:`fit`. Each fold's fit trains for 15 % of
-        ``max_epochs``. Unused with any other ``reg_lambda``.
+        ``max_epochs``; above 3,000 training rows, the choice is made on a
+        random 3,000 of them. Unused with any other ``reg_lambda``.
 
     clip_inputs : bool, default=True
         Whether ``predict`` (and ``predict_proba``, ``return_std`` and the

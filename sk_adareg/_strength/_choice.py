@@ -15,12 +15,26 @@ import numpy as np
 
 from ..exceptions import TrainingDivergedError
 
-__all__ = ["FOLD_EPOCHS", "choose_by_cv", "fold_epochs"]
+__all__ = ["CV_ROWS", "FOLD_EPOCHS", "choose_by_cv", "cv_rows", "fold_epochs"]
 
 #: The fraction of ``max_epochs`` each fold's fit trains for: with 3 folds, 15 % chose as
 #: well as 30 % on the benchmark suite, at half the cost (user guide, "Learning the
 #: strength"); 10 % did not.
 FOLD_EPOCHS = 0.15
+
+
+#: The most training rows the choice reads: above it, a random subset of this size. The
+#: choice matters on small data, where a prior too weak overfits; on large data both
+#: ways of learning the strength do about as well, and a choice on every row would cost
+#: several fits of the whole set.
+CV_ROWS = 3_000
+
+
+def cv_rows(n_samples, seed):
+    """The rows the cross-validation reads: None for all, else :data:`CV_ROWS` of them."""
+    if n_samples <= CV_ROWS:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_samples, CV_ROWS, replace=False))
 
 
 def fold_epochs(max_epochs):
