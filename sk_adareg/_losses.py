@@ -15,7 +15,7 @@ class TargetWeightedMSELoss(nn.Module):
     their mean) it is, up to a constant factor, the negative log likelihood
     of targets with a noise variance each. The weights start at 1 (plain
     mean squared error) and are set when the strengths are learned
-    (``reg_lambda="auto"``).
+    (``reg_lambda="evidence"``, ``"loo"``, ``"auto"``).
 
     Parameters
     ----------
@@ -66,6 +66,6 @@ def likelihood_of(criterion):
     if isinstance(criterion, nn.CrossEntropyLoss):
         return "categorical"
     raise ValueError(
-        'reg_lambda="auto" and the predictive uncertainty need the criterion MSELoss '
+        "Learned strengths and the predictive uncertainty need the criterion MSELoss "
         "(regression) or CrossEntropyLoss (classification), got "
         f"{type(criterion).__name__}.")

@@ -29,8 +29,8 @@ from ._data import chunked_forward
 from .distributed import max_across, process_count, sum_across
 from .exceptions import CollapseWarning, TrainingDivergedError
 
-__all__ = ["DivergenceCheck", "DropBatchHistory", "EpochProgressBar", "EpochTable",
-           "PriorRefresh", "PriorUpdate", "StrengthUpdate", "ValidationScore"]
+__all__ = ["DivergenceCheck", "DropBatchHistory", "EpochProgressBar", "EpochTable", "PriorRefresh",
+           "PriorUpdate", "StrengthUpdate", "ValidationScore", "update_steps"]
 
 
 def _all_finite(tensors):

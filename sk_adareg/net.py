@@ -62,7 +62,7 @@ class AdaRegMixin(EngineMixin):
       ``column_precision_min``/``_max`` and ``cov_update`` (whether the
       precisions were updated at that epoch);
     - ``strength_update`` (:class:`~sk_adareg.callbacks.StrengthUpdate`),
-      with ``reg_lambda="auto"`` or ``"loo"`` only, learns the strength of each
+      with ``reg_lambda="evidence"`` or ``"loo"`` only, learns the strength of each
       prior (and the noise of each target under ``MSELoss``) from the training
       data by the Laplace evidence after each precision update, and records
       ``log_evidence`` (with ``"loo"`` it then rescales the strengths by the
@@ -100,9 +100,9 @@ class AdaRegMixin(EngineMixin):
         The priors, built at initialization.
     reg_lambda_ : dict of str to float
         The strength in force for each regularized weight (the factor of its
-        penalty in the mean loss): learned with ``reg_lambda="auto"``.
+        penalty in the mean loss): learned with ``reg_lambda="evidence"`` or ``"loo"``.
     noise_variance_ : list of float or None
-        With ``reg_lambda="auto"`` and a squared-error criterion, the noise
+        With learned strengths and a squared-error criterion, the noise
         variance of each target learned at the last update (in the units of
         the targets the net trains on); None before.
     """

@@ -581,8 +581,8 @@ class PriorCollection(nn.Module):
     ----------
     strengths : torch.Tensor of shape (n_priors,), float64
         A relative strength per prior, 1 to start with: :meth:`penalty` is the
-        sum of the priors' penalties weighted by them. ``reg_lambda="auto"``
-        sets them to the strengths it learns (:meth:`set_strengths`).
+        sum of the priors' penalties weighted by them. A net with learned
+        strengths sets them to what it learns (:meth:`set_strengths`).
 
     Notes
     -----

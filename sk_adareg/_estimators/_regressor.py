@@ -56,9 +56,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
 
     noise_variance_ : ndarray of shape (n_outputs,)
         The noise variance of each task, in target units, learned from the
-        training data by the Laplace evidence (with the strengths, under
-        ``reg_lambda="auto"``; for the strengths in force otherwise: the given
-        one, or the last update's under ``"loo"``). It is the
+        training data by the Laplace evidence at the end of the fit, for the
+        strengths the final weights were trained under. It is the
         variance that ``predict(X, return_std=True)`` adds to the network's
         own uncertainty. Absent when a regularized weight is neither linear
         nor convolutional (the Laplace posterior needs it).

@@ -1,6 +1,6 @@
 """``reg_lambda="loo"``: the priors' overall strength by approximate leave-one-out.
 
-``reg_lambda="auto"`` sets the strength of every prior by the Laplace evidence
+``reg_lambda="evidence"`` sets the strength of every prior by the Laplace evidence
 (:mod:`sk_adareg._strength._evidence`). On targets with heavy tails the evidence asks for far
 weaker priors than cross-validation picks (user guide, "Learning the strength"). With ``"loo"``
 every evidence update is followed by one factor ``alpha`` on all the strengths, the
