@@ -405,7 +405,9 @@ def _read_matrix(path, variables):
         raise FileNotFoundError(f"No SARCOS file at {path}.")
     try:
         contents = scipy.io.loadmat(path)
-    except (ValueError, NotImplementedError, TypeError, scipy.io.matlab.MatReadError) as exc:
+    # A text file fails in loadmat with any of these, by scipy version (IndexError: 1.13).
+    except (ValueError, NotImplementedError, TypeError, IndexError,
+            scipy.io.matlab.MatReadError) as exc:
         raise ValueError(f"Could not read {path} as a MATLAB .mat file: {exc}") from exc
     for name in variables:
         if name in contents:

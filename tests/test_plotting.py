@@ -285,8 +285,9 @@ def assert_inside_saved_figure(fig, texts):
     assert texts
     for text in texts:
         extent = text.get_window_extent(renderer)
-        assert (extent.x0 >= box.x0 - 0.5 and extent.y0 >= box.y0 - 0.5
-                and extent.x1 <= box.x1 + 0.5 and extent.y1 <= box.y1 + 0.5), (
+        # within a pixel: matplotlib's layouts differ by fractions of one between versions
+        assert (extent.x0 >= box.x0 - 1 and extent.y0 >= box.y0 - 1
+                and extent.x1 <= box.x1 + 1 and extent.y1 <= box.y1 + 1), (
             text.get_text(), extent, box)
 
 
