@@ -78,15 +78,18 @@ def completed(path):
 
 
 def run_and_save(calls, rows, path, n_jobs, describe):
-    """Run joblib ``calls`` in parallel; each result joins ``rows`` and the CSV at once.
+    """Run joblib ``calls`` in parallel; each result (a row, or a list of rows) joins
+    ``rows`` and the CSV at once.
 
     The CSV is rewritten after every fit, so that a stopped run resumes where it stopped;
     ``describe(row)`` is the progress line of a result.
     """
     start = time.perf_counter()
-    for i, row in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)):
-        rows.append(row)
+    for i, result in enumerate(Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls)):
+        new = result if isinstance(result, list) else [result]  # a call may score twice
+        rows += new
         pd.DataFrame(rows).to_csv(path, index=False)
-        print(f"[{i + 1}/{len(calls)} {time.perf_counter() - start:5.0f}s] {describe(row)}",
-              flush=True)
+        for row in new:
+            print(f"[{i + 1}/{len(calls)} {time.perf_counter() - start:5.0f}s] "
+                  f"{describe(row)}", flush=True)
     return pd.DataFrame(rows)

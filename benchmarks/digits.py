@@ -14,7 +14,7 @@ Prints tables and writes ``benchmarks/results/digits*.{csv,md,png}``.
 """
 
 import numpy as np
-from _protocol import AUTHORS_METHODS, AUTHORS_PROTOCOL, METHODS, arguments, report, run
+from _protocol import AUTHORS_METHODS, AUTHORS_PROTOCOL, LEGACY, METHODS, arguments, report, run
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -35,7 +35,7 @@ def splits(sizes, repetitions):
 
 def main():
     args = arguments(__doc__, SIZES, protocol=True)
-    base = AdaRegClassifier(hidden_layer_sizes=(100,))
+    base = AdaRegClassifier(hidden_layer_sizes=(100,), **LEGACY)
     methods, name = METHODS, "digits"
     if args.protocol == "authors":
         base.set_params(**AUTHORS_PROTOCOL)

@@ -15,13 +15,13 @@ Prints tables and writes ``benchmarks/results/many_tasks.{csv,md,png}``.
 """
 
 import numpy as np
-from _protocol import METHODS, arguments, report, run
+from _protocol import LEGACY, METHODS, arguments, report, run
 
 from sk_adareg import AdaRegMultiTaskRegressor
 
 SIZES = (30, 100, 300)
 N_TASKS, N_FEATURES, N_LATENT, N_GROUPS, N_TEST = 40, 20, 5, 4, 2000
-SHOWN = ["none", "weight decay", "AdaReg", "AdaReg, defaults", "last-layer L2",
+SHOWN = ["none", "weight decay", "AdaReg", "AdaReg, 3e-3 last layer", "last-layer L2",
          "AdaReg, paper's prior"]
 
 
@@ -51,7 +51,7 @@ def splits(sizes, repetitions):
 
 def main():
     args = arguments(__doc__, SIZES)
-    base = AdaRegMultiTaskRegressor(hidden_layer_sizes=(64,))
+    base = AdaRegMultiTaskRegressor(hidden_layer_sizes=(64,), **LEGACY)
     methods = {name: METHODS[name] for name in SHOWN}
     results = run("many_tasks", base, methods, list(splits(args.sizes, args.repetitions)),
                   args.n_jobs)

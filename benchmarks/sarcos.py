@@ -20,6 +20,7 @@ import numpy as np
 from _protocol import (
     AUTHORS_METHODS,
     AUTHORS_PROTOCOL,
+    LEGACY,
     METHODS,
     arguments,
     per_task_table,
@@ -57,7 +58,7 @@ def main():
     args = arguments(__doc__, SIZES, protocol=True, **{"--data": {"type": Path,
                                                                "default": SHARED}})
     X, Y = load(args.data)
-    net = AdaRegMultiTaskRegressor(hidden_layer_sizes=(256, 100))
+    net = AdaRegMultiTaskRegressor(hidden_layer_sizes=(256, 100), **LEGACY)
     methods, name = METHODS, "sarcos"
     if args.protocol == "authors":
         net.set_params(**AUTHORS_PROTOCOL)

@@ -17,18 +17,21 @@ min-max range of the per-repetition ratios A / B:
     inputs x 7 targets for the regressor; and, for what the library's fast
     training engine saves, the same fit with it switched off
     (``sk_adareg.config_context(fast_engine=False)``);
-(c) ``fit`` with the prior (last layer, the default; ``adareg_layers="all"``;
-    ``reg_lambda="auto"`` on the last layer and on all layers; for the
-    regressor ``reg_lambda="loo"`` on all layers) against ``reg_lambda=0``,
-    same data and epochs (a learned strength against the fixed one with the
-    same layers is the ratio of two of these lines); what the prior costs
-    besides its per-batch penalty step is the study
+(c) ``fit`` with the prior (a fixed 3e-3 on the last layer and on all layers;
+    ``reg_lambda="evidence"`` on all layers; for the regressor ``"loo"``)
+    against ``reg_lambda=0``, same data and epochs (a learned strength against
+    the fixed one with the same layers is the ratio of two of these lines);
+    what the prior costs besides its per-batch penalty step is the study
     ``benchmarks/studies/penalty_cost.py``;
-(d) time per epoch (fit time / epochs) of the estimators with their defaults
+(d) time per epoch (fit time / epochs) of the estimators (a fixed 3e-3 on the
+    last layer, the defaults before the default learned its strength)
     against scikit-learn's ``MLPClassifier``/``MLPRegressor`` with the same
     hidden layers, ``solver="adam"``, batch size and learning rate, at 1k,
     10k, 100k and 1M synthetic rows x 50 features, and the peak memory of one
-    such fit, each in a fresh process.
+    such fit, each in a fresh process;
+(e) the default fit (``reg_lambda="auto"``: cross-validation of the learned
+    strengths, then the fit; all layers) against a fixed strength on all
+    layers, same data and epochs.
 
 Run from the repository root::
 
@@ -70,14 +73,17 @@ BATCH = 64
 LR = 1e-3
 RAW_CHUNK = 65_536
 STD_ROWS = 100_000
-GOALS = {"a": 1.5, "b": 1.3, "c_last": 1.05, "c_all": 1.25, "d_100000": 1.0}
+GOALS = {"a": 1.5, "b": 1.3, "c_last": 1.10, "c_all": 1.50, "d_100000": 1.0, "e": 2.5}
+# A fixed strength on the last layer (the defaults until the default learned the strength):
+# what (b) and (d) time, so that their lines compare across versions.
+FIXED_LAST = {"reg_lambda": 3e-3, "adareg_layers": "last"}
+FIXED_ALL = {"reg_lambda": 3e-3, "adareg_layers": "all"}
 # (c): the fits with the prior, each against reg_lambda=0; one line per variant.
 PRIOR_CASES = [
-    ("last layer (default)", {}, "c_last"),
-    ("all layers", {"adareg_layers": "all"}, "c_all"),
-    ('reg_lambda="auto"', {"reg_lambda": "auto"}, None),
-    ('reg_lambda="auto", all layers', {"reg_lambda": "auto", "adareg_layers": "all"}, None),
-    ('reg_lambda="loo", all layers', {"reg_lambda": "loo", "adareg_layers": "all"}, None),
+    ("3e-3, last layer", FIXED_LAST, "c_last"),
+    ("3e-3, all layers", FIXED_ALL, "c_all"),
+    ('reg_lambda="evidence", all layers', {"reg_lambda": "evidence"}, None),
+    ('reg_lambda="loo", all layers', {"reg_lambda": "loo"}, None),
 ]
 # "loo" scores squared errors: the regressor's only.
 REGRESSOR_ONLY = {'reg_lambda="loo", all layers'}
@@ -329,13 +335,14 @@ def part_b(args, records):
         case = fit_case(args, task)
         sizes = {"n_rows": len(X), "epochs": args.fit_epochs}
         rows.append(compare(args, records, "b", case,
-                            (fitter(args, task, X, y, reg_lambda=0.0),
+                            (fitter(args, task, X, y, reg_lambda=0.0, adareg_layers="last"),
                              fitter(args, task, X, y, plain=True)),
                             ("fit, reg_lambda=0", "plain PyTorch loop"), "b",
                             short=f"fit reg_lambda=0 / plain loop, {task}", **sizes))
         rows.append(compare(args, records, "b", f"{case}: the fast training engine",
-                            (fitter(args, task, X, y, reg_lambda=0.0),
-                             fitter(args, task, X, y, fast_engine=False, reg_lambda=0.0)),
+                            (fitter(args, task, X, y, reg_lambda=0.0, adareg_layers="last"),
+                             fitter(args, task, X, y, fast_engine=False, reg_lambda=0.0,
+                                    adareg_layers="last")),
                             ("fit, reg_lambda=0", "the same fit, fast_engine=False"),
                             short=f"fit / fit with fast_engine=False, {task}", **sizes))
     return rows
@@ -344,7 +351,7 @@ def part_b(args, records):
 def against_no_prior(args, records, task, X, y, label, fit, goal_key=None):
     """A line of (c): ``fit`` (a :func:`fitter`) against the same fit with ``reg_lambda=0``."""
     return compare(args, records, "c", f"{fit_case(args, task)}: {label}",
-                   (fit, fitter(args, task, X, y, reg_lambda=0.0)),
+                   (fit, fitter(args, task, X, y, reg_lambda=0.0, adareg_layers="last")),
                    (f"fit, {label}", "fit, reg_lambda=0"), goal_key,
                    short=f"{label} / reg_lambda=0, {task}", n_rows=len(X),
                    epochs=args.fit_epochs)
@@ -355,12 +362,26 @@ def part_c(args, records, auto_missing):
     for task in ("classifier", "regressor"):
         X, y = small_fit_data(task)
         for label, params, goal in PRIOR_CASES:
-            if params.get("reg_lambda") == "auto" and auto_missing:
+            if isinstance(params.get("reg_lambda"), str) and auto_missing:
                 continue
             if label in REGRESSOR_ONLY and task != "regressor":
                 continue
             rows.append(against_no_prior(args, records, task, X, y, label,
                                          fitter(args, task, X, y, **params), goal))
+    return rows
+
+
+def part_e(args, records):
+    """(e) The default fit (``reg_lambda="auto"``) against a fixed strength, same layers."""
+    rows = []
+    for task in ("classifier", "regressor"):
+        X, y = small_fit_data(task)
+        case = f"{fit_case(args, task)}: the default"
+        rows.append(compare(args, records, "e", case,
+                            (fitter(args, task, X, y), fitter(args, task, X, y, **FIXED_ALL)),
+                            ("fit, defaults", "fit, 3e-3 on all layers"), "e",
+                            short=f"default / fixed strength, {task}", n_rows=len(X),
+                            epochs=args.fit_epochs))
     return rows
 
 
@@ -377,7 +398,8 @@ def part_d(args, records, tmp):
             durs = []
 
             def fit_adareg(rep, X=X, y=y, epochs=epochs, task=task, durs=durs):
-                est = estimator(task, args.device, max_epochs=epochs, random_state=rep).fit(X, y)
+                est = estimator(task, args.device, max_epochs=epochs, random_state=rep,
+                                **FIXED_LAST).fit(X, y)
                 durs.append(statistics.median(est.history_[:, "dur"]))
                 return est.n_iter_
 
@@ -402,7 +424,8 @@ def part_d(args, records, tmp):
                 r["adareg_epoch_dur_s"] = d
                 r["plain_s_per_epoch"] = plain[k] if plain else None
             rows.append(summary_row(
-                "d", case, "AdaReg, defaults, s/epoch", "scikit-learn MLP, s/epoch", per_epoch,
+                "d", case, "AdaReg (3e-3, last layer), s/epoch", "scikit-learn MLP, s/epoch",
+                per_epoch,
                 f"d_{n}", {"task": task, "n_rows": n, "epochs": epochs,
                            "adareg_epoch_dur_s": statistics.median(durs),
                            "plain_s": statistics.median(plain) if plain else None,
@@ -689,7 +712,7 @@ def run_name(args, default_name):
 def arguments():
     parser = timing_parser(__doc__.splitlines()[0], "speed")
     parser.add_argument("--epoch-repeats", type=int, default=5, help="repetitions of (d)")
-    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. ab")
+    parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. ab")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     parser.add_argument("--plain-max-rows", type=int, default=100_000,
                         help="in (d), time the plain PyTorch loop up to this many rows")
@@ -728,6 +751,8 @@ def main():
         if "d" in args.parts:
             d_rows, memory = part_d(args, records, tmp)
             rows += d_rows
+        if "e" in args.parts:
+            rows += part_e(args, records)
     loads.append(os.getloadavg()[0])
     RESULTS.mkdir(exist_ok=True)
     write_csv(RESULTS / f"{name}.csv", records)

@@ -53,7 +53,7 @@ class TestOutputs(Callback):
     def on_epoch_end(self, net, **kwargs):
         value = net.history[-1].get(self.key)
         if value is not None:
-            outputs = chunked_forward(net.module_, self.X_test, net.device)
+            outputs, _ = chunked_forward(net.module_, self.X_test, net.device)
             self.records_.append((len(net.history), value, outputs))
 
 
