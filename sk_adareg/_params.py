@@ -70,7 +70,8 @@ ADAREG_PARAMS = {
         error; it picks stronger priors, which suits heavy-tailed targets.
         ``"auto"`` (the estimators only) chooses between the two by
         cross-validation on the training data (``cv``), with short fold fits,
-        and refits with the winner; for classification it is ``"evidence"``.
+        and refits with the winner; for classification it chooses between
+        ``"evidence"`` and a fixed 3e-3.
         See the user guide, "Learning the strength".""",
         net_default=3e-3),
     "u": _Hyperparameter(

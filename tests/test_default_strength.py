@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse
-import torch
 from sklearn.base import clone
-from sklearn.model_selection import GroupKFold, KFold, train_test_split
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
 from skorch.callbacks import Callback
 from torch import nn
@@ -280,20 +279,26 @@ def test_a_net_cannot_choose_by_cross_validation(net_class):
 # ---------------------------------------------------------------------- (h) the classifier
 
 
-def test_the_classifiers_auto_is_the_evidence_without_cross_validation(monkeypatch):
+def test_the_classifiers_auto_chooses_between_the_evidence_and_a_fixed_strength():
     X, _, y = data()
-    calls = []
-    monkeypatch.setattr("sk_adareg._estimators._base.choose_by_cv",
-                        lambda *args: calls.append(args))
-    params = {"hidden_layer_sizes": (8,), "max_epochs": 4, "random_state": 0}
-    clf = AdaRegClassifier(**params).fit(X, y, groups=np.arange(len(y)) % 4)
-    assert calls == []
-    assert clf.strength_method_ == "evidence" and clf.net_.reg_lambda == "evidence"
-    assert clf.cv_scores_ is None and clf.best_score_ is None
-    evidence = AdaRegClassifier(reg_lambda="evidence", **params).fit(X, y)
-    np.testing.assert_array_equal(clf.predict_proba(X), evidence.predict_proba(X))
-    assert clf.reg_lambda_ == evidence.reg_lambda_
-    assert torch.equal(clf.net_.priors_.strengths, evidence.net_.priors_.strengths)
+    params = {"hidden_layer_sizes": (8,), "max_epochs": 20, "random_state": 0}
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    clf = AdaRegClassifier(cv=cv, **params).fit(X, y)
+    assert set(clf.cv_scores_) == {"evidence", 3e-3}
+    means = {method: s.mean() for method, s in clf.cv_scores_.items()}
+    chosen = max(means, key=means.get)
+    assert clf.best_score_ == means[chosen]
+    assert clf.strength_method_ == ("evidence" if chosen == "evidence" else "fixed")
+    assert clf.net_.reg_lambda == chosen
+    # each fold's score is the candidate's fit on the fold, scored as score() scores
+    for k, (train, test) in enumerate(cv.split(X, y)):
+        for method, fold_scores in clf.cv_scores_.items():
+            fold = AdaRegClassifier(**{**params, "max_epochs": 3}, reg_lambda=method)
+            assert fold_scores[k] == fold.fit(X[train], y[train]).score(X[test], y[test])
+    # then the winner trained on all the data
+    winner = AdaRegClassifier(reg_lambda=chosen, **params).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), winner.predict_proba(X))
+    assert clf.reg_lambda_ == winner.reg_lambda_
 
 
 class RecordingKFold(KFold):

@@ -980,13 +980,14 @@ row_covariance_ : ndarray of shape ({p}, {p})
         during training, or ``reg_lambda`` itself.
 
     strength_method_ : str
-        How the strength was set: ``"evidence"`` or ``"loo"`` (learned; with
-        ``reg_lambda="auto"``, the one cross-validation chose), or ``"fixed"``.
+        How the strength was set: ``"evidence"`` or ``"loo"`` (learned), or
+        ``"fixed"``; with ``reg_lambda="auto"``, what cross-validation chose.
 
-    cv_scores_ : dict of str to ndarray of shape (n_folds,) or None
-        With ``reg_lambda="auto"`` on the regressor: the score (as
-        :meth:`score`) of each way of learning the strength on each fold of
-        ``cv``; None when nothing was chosen by cross-validation.
+    cv_scores_ : dict or None
+        With ``reg_lambda="auto"``: the score (as :meth:`score`) on each fold
+        of ``cv`` (an ndarray of shape (n_folds,)) of each value of
+        ``reg_lambda`` compared; None when nothing was chosen by
+        cross-validation.
 
     best_score_ : float or None
         The mean of ``cv_scores_`` of the chosen way; None without it.

@@ -178,10 +178,9 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
 
         groups : array-like of shape (n_samples,), default=None
             Group labels of the samples, for the folds of ``cv`` when it is a
-            group splitter (``GroupKFold``, ...). The classifier has one way of
-            learning its strength (``"evidence"``), so ``reg_lambda="auto"``
-            runs no cross-validation yet; ``groups`` is accepted for symmetry
-            with the regressor.
+            group splitter (``GroupKFold``, ...), as ``reg_lambda="auto"``
+            chooses how to set the strength: samples of one group then never
+            serve to train and to score the same fold's fit.
 
         Returns
         -------

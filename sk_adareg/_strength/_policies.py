@@ -177,7 +177,7 @@ class LooStrength(EvidenceStrength):
 
 
 class AutoStrength(EvidenceStrength):
-    """``reg_lambda="auto"``: the estimators choose a learned policy by cross-validation.
+    """``reg_lambda="auto"``: the estimators choose how to set the strength by cross-validation.
 
     The estimator scores each of :meth:`candidates` by K-fold cross-validation on
     its training data and trains its net under the best; a skorch net cannot
@@ -189,8 +189,16 @@ class AutoStrength(EvidenceStrength):
 
     @staticmethod
     def candidates(likelihood):
-        """The policies to choose from: ``"loo"`` needs squared errors."""
-        return ("evidence", "loo") if likelihood == "gaussian" else ("evidence",)
+        """The values of ``reg_lambda`` to choose from.
+
+        Regression: the evidence and leave-one-out. Classification, where
+        leave-one-out is not defined here: the evidence and the nets' fixed default
+        (:data:`~sk_adareg._params.AUTO_START`, all layers). The evidence of the
+        cross-entropy asks for strong priors (its Gauss-Newton curvature vanishes as
+        the network grows confident on its training data), which cost accuracy on
+        data that needs little regularization (user guide, "Learning the strength").
+        """
+        return ("evidence", "loo") if likelihood == "gaussian" else ("evidence", AUTO_START)
 
     def initialize(self, net, names):
         raise ValueError(
