@@ -63,6 +63,15 @@ class WeightedDataset(Dataset):
         self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
 
+def first_output(output):
+    """The prediction in a module's output: the first element of a tuple, as in skorch.
+
+    A module may return more than its prediction (skorch's convention: a tuple whose
+    first element is it); the loss, the prior's curvature and predict use that one.
+    """
+    return output[0] if isinstance(output, tuple) else output
+
+
 def chunk_rows(module, row_shape, copies=1):
     """Rows per chunk of :data:`INFERENCE_BYTES`: inputs and linear activations, ``copies`` times.
 
@@ -130,7 +139,7 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=Non
                     finite_inputs &= torch.isfinite(chunk).all()
                 if bounds is not None:
                     chunk = torch.minimum(torch.maximum(chunk, low), high)
-                out = module(chunk)
+                out = first_output(module(chunk))
                 if nonlinearity is not None:
                     out = nonlinearity(out)
                 out = out.to(torch.float64)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._data import first_output
 from ._layers import owning_layers
 
 __all__ = ["KFACCurvature", "LayerFactors", "eval_mode", "kfac", "map_curvature",
@@ -174,7 +175,7 @@ def _forward(module, X, layers):
             record.append((inputs[0], output))
         handles.append(layer.register_forward_hook(hook))
     try:
-        out = module(X)
+        out = first_output(module(X))
     finally:
         for handle in handles:
             handle.remove()

@@ -8,7 +8,9 @@ __all__ = ["CollapseWarning", "TrainingDivergedError"]
 class TrainingDivergedError(FloatingPointError):
     """Raised when the training loss, or a weight, becomes NaN or infinite.
 
-    The estimator that raised it is left unfitted. Lowering the learning rate
+    Also raised when the network's outputs on the training data overflow after
+    the last step. The estimator that raised it is left as it was before the
+    call (unfitted, or with its earlier fit). Lowering the learning rate
     (``lr``) or the prior's strength (``reg_lambda``) usually helps.
     """
 

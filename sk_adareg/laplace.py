@@ -712,7 +712,7 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
     return la
 
 
-def fit_tied_noise(curvature, priors, strengths, noise_variance):
+def fit_tied_noise(curvature, priors, strengths, noise_variance, *, penalties=None):
     """The noise variances that maximize the evidence at strengths fixed in the loss's units.
 
     A fixed strength in the loss's units (the nets' numeric ``reg_lambda``),
@@ -736,6 +736,10 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance):
         ``c_l`` per weight, the strengths in the loss's units.
     noise_variance : list of float
         Starting noise variances, one per target.
+    penalties : dict of str to float, optional
+        Each prior's penalty ``Tr(Omega_r W Omega_c W^T)`` to take in the evidence
+        instead of that of the curvature's weights (e.g. at the mode, where
+        training stopped short of it). The returned posterior keeps them.
 
     Returns
     -------
@@ -754,6 +758,10 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance):
         curvature, priors,
         {name: max(float(r) * beta_sum, floor) for name, r in zip(names, rho, strict=True)},
         noise_variance)
+    for name, penalty in (penalties or {}).items():
+        layer = laplace._layers[name]
+        layer.penalty = torch.as_tensor(penalty, dtype=layer.penalty.dtype,
+                                        device=layer.penalty.device)
     lo, hi = (-math.log(b) for b in reversed(NOISE_BOUNDS))  # bounds of log beta
 
     def strengths_at(beta):

@@ -14,7 +14,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import to_tensor
 
 from . import _strength
-from ._data import WeightedTarget
+from ._data import WeightedTarget, first_output
 from ._engine import FIT_STATE, EngineMixin
 from ._layers import resolve_adareg_layers
 from ._losses import TargetWeightedMSELoss
@@ -206,8 +206,11 @@ class AdaRegMixin(EngineMixin):
         With ``y_true`` a :class:`~sk_adareg._data.WeightedTarget` (a
         batch of a dataset with sample weights), the data loss is the
         average of the samples' losses weighted by their weights, normalised
-        by the batch's total weight, as in scikit-learn's MLPs.
+        by the batch's total weight, as in scikit-learn's MLPs. A module that
+        returns a tuple is scored on its first element, the prediction (skorch's
+        convention).
         """
+        y_pred = first_output(y_pred)
         if isinstance(y_true, WeightedTarget):
             loss = self._weighted_loss(y_pred, y_true, X, training)
         else:

@@ -19,6 +19,7 @@ from skorch.dataset import Dataset
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg._strength._evidence import fit_evidence
+from sk_adareg._strength._linearized import mode_penalties
 from sk_adareg.callbacks import update_steps
 from sk_adareg.exceptions import TrainingDivergedError
 from sk_adareg.laplace import KroneckerLaplace, fit_tied_noise, kfac
@@ -148,7 +149,8 @@ def test_a_fixed_strength_gets_the_noise_that_maximizes_its_tied_evidence(reg_la
     # well-determined weights than target values, where fitting the noise at a held
     # lambda and alternating has no fixed point (the noise grew tens of times past the
     # residuals' variance there). Learned strengths end the same way: held at the
-    # strengths the final weights were trained under, with only the noise fitted.
+    # strengths the final weights were trained under, with only the noise fitted. The
+    # prior's penalty is that of the linearized network's mode (tests/test_honest_std.py).
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 5)).astype(np.float32)
     Y = X @ rng.normal(size=(5, 3)) + 0.3 * rng.normal(size=(40, 3))
@@ -157,13 +159,24 @@ def test_a_fixed_strength_gets_the_noise_that_maximizes_its_tied_evidence(reg_la
     assert est.strength_method_ == ("fixed" if reg_lambda == 3e-3 else "evidence")
     net = est.net_
     targets = torch.as_tensor(est._target_scaler_.transform(Y), dtype=torch.float32)
-    curvature = kfac(net.regularized_module, [(torch.as_tensor(X), targets)], net.priors_.names)
+    names = net.priors_.names
+    curvature = kfac(net.regularized_module, [(torch.as_tensor(X), targets)], names)
     sse = curvature.sse.numpy()
+    # The penalties at the mode of the training objective (its target weights), linearized.
+    t = getattr(net.criterion_, "target_weights", torch.ones(3)).double()
+    unit = {name: c * len(X) * float(t.sum()) for name, c in est.reg_lambda_.items()}
+    penalties = mode_penalties(net.regularized_module, names,
+                               KroneckerLaplace(curvature, net.priors_),
+                               lambda: [(torch.as_tensor(X), targets)], unit, t)
+    laplace = fit_tied_noise(curvature, net.priors_, est.reg_lambda_, sse / len(X),
+                             penalties=penalties)
 
-    def negative(t):
-        noise = np.exp(t)
-        lam = {name: c * len(X) * np.sum(1 / noise) for name, c in est.reg_lambda_.items()}
-        return -KroneckerLaplace(curvature, net.priors_, lam, noise).log_evidence()
+    def negative(log_noise):
+        noise = np.exp(log_noise)
+        laplace.reg_lambda = {name: c * len(X) * np.sum(1 / noise)
+                              for name, c in est.reg_lambda_.items()}
+        laplace.noise_variance = torch.as_tensor(noise)
+        return -laplace.log_evidence()
 
     best = minimize(negative, np.log(sse / len(X)), method="Nelder-Mead",
                     options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000})

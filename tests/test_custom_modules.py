@@ -21,7 +21,8 @@ from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _modules = importlib.import_module("_modules")
 
-SMALL = {"max_epochs": 2, "random_state": 0}
+# A fixed strength: reg_lambda="auto" would build a module for each fold of its choice too.
+SMALL = {"max_epochs": 2, "reg_lambda": 3e-3, "random_state": 0}
 
 
 def data(n=60, p=5, k=3, seed=0):

@@ -158,12 +158,12 @@ def data(task):
 
 
 @pytest.mark.parametrize(("Estimator", "params"), [
-    (AdaRegClassifier, {}),
+    (AdaRegClassifier, {"reg_lambda": "evidence"}),
     (AdaRegMultiTaskRegressor, {"reg_lambda": "evidence", "adareg_layers": "all"}),
     # (numbers of steps: no reg_lambda="auto", whose folds' fits take steps too)
     (AdaRegMultiTaskRegressor, {"optimizer": torch.optim.AdamW, "weight_decay": 0.1,
                                 "reg_lambda": 3e-3, "adareg_layers": "last"}),
-    (AdaRegClassifier, {"callbacks": [("lr", LRScheduler(
+    (AdaRegClassifier, {"reg_lambda": 3e-3, "callbacks": [("lr", LRScheduler(
         "StepLR", step_size=5, gamma=0.5, step_every="batch"))]}),
 ])
 def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_direct,

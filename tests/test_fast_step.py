@@ -196,13 +196,13 @@ def count_steps(monkeypatch):
 
 
 @pytest.mark.parametrize(("Estimator", "params"), [
-    (AdaRegClassifier, {}),
+    (AdaRegClassifier, {"reg_lambda": "evidence"}),
     (AdaRegClassifier, {"reg_lambda": 0.0, "adareg_layers": "all"}),
     (AdaRegMultiTaskRegressor, {"reg_lambda": "evidence", "adareg_layers": "all"}),
     # (numbers of steps: no reg_lambda="auto", whose folds' fits take steps too)
     (AdaRegMultiTaskRegressor, {"hidden_layer_sizes": (8, 4), "reg_lambda": 3e-3,
                                 "adareg_layers": "last"}),
-    (AdaRegClassifier, {"class_weight": "balanced"}),  # sample weights inside
+    (AdaRegClassifier, {"reg_lambda": 3e-3, "class_weight": "balanced"}),  # sample weights
     (AdaRegMultiTaskRegressor, {"reg_lambda": "evidence", "sample_weight": True}),
 ])
 def test_estimators_fit_the_same_weights_with_it(Estimator, params, count_steps,

@@ -32,11 +32,14 @@ from .._params import (
     parameter_constraints,
     parameters_doc,
 )
-from .._strength import choose_by_cv, cv_rows, fold_epochs, strength_policy
+from .._strength import choose_by_cv, cv_rows, fold_epochs, mean_score, strength_policy
 from ..callbacks import DropBatchHistory, EpochProgressBar, EpochTable, ValidationScore
 from ..exceptions import TrainingDivergedError
 from ._inputs import clip_to, input_bounds, union_bounds, widened
 from ._mlp import MLP
+from ._passthrough import check_callbacks, check_nested_params
+from ._state import restored_on_failure
+from ._weights import check_weight_total
 
 __all__ = ["SHARED_ATTRIBUTES", "SHARED_NOTES", "SHARED_PARAMETERS", "BaseAdaReg"]
 
@@ -58,6 +61,9 @@ def _torch_seed(seed, device):
 NESTED_PREFIXES = ("module", "criterion", "optimizer", "iterator_train", "iterator_valid",
                    "callbacks")
 
+
+# The folds of reg_lambda="auto" when cv is None.
+_CV_FOLDS = 3
 
 # The fraction early stopping holds out when validation_fraction is None (scikit-learn's).
 _EARLY_STOPPING_FRACTION = 0.1
@@ -122,6 +128,13 @@ def _keyword_names(func):
     names = {p.name for p in parameters
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     return names, any(p.kind == p.VAR_KEYWORD for p in parameters)
+
+
+# All-zero weights are refused by check_weight_total, whose message names sample_weight
+# (scikit-learn >= 1.7 would refuse them first, naming "Sample weights").
+_ALL_ZERO_WEIGHTS = ({"allow_all_zero_weights": True}
+                     if "allow_all_zero_weights" in _keyword_names(_check_sample_weight)[0]
+                     else {})
 
 
 class BaseAdaReg(BaseEstimator):
@@ -302,13 +315,16 @@ class BaseAdaReg(BaseEstimator):
         if device.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError(f"device={self.device!r}, but MPS is not available here.")
         if device.type != "cpu":
-            try:  # any other backend, or a device index this machine lacks ("cuda:3")
-                torch.empty(0, device=device)
+            try:  # any other backend, a device index this machine lacks ("cuda:3"), or
+                # one without storage ("meta"): a value must come back from it
+                torch.zeros(1, device=device).cpu()
             except (RuntimeError, AssertionError, NotImplementedError) as exc:
                 reason = (str(exc).split(". ")[0] or type(exc).__name__)[:200]
                 raise ValueError(
                     f"device={self.device!r} is not available here: {reason}.") from None
         self._optimizer_kwargs()  # raises if weight_decay is set for an optimizer without it
+        check_callbacks(self.callbacks)
+        check_nested_params(self._nested_params())
 
     def _optimizer_kwargs(self):
         """``weight_decay`` for the optimizer, if it takes one (``LBFGS`` does not), and
@@ -420,16 +436,24 @@ class BaseAdaReg(BaseEstimator):
                                         stratify=stratify)
         w_train, w_valid = (None, None) if sample_weight is None else (
             sample_weight[train], sample_weight[valid])
+        for part, weights in (("train on", w_train), ("validate on", w_valid)):
+            if weights is not None and not weights.sum() > 0:
+                raise ValueError(
+                    f"sample_weight is zero on all {len(weights)} samples that "
+                    f"validation_fraction={fraction!r} leaves to {part}: there is nothing "
+                    "to learn from or to score. Give some of them weight, or change "
+                    "validation_fraction (or random_state, which draws the split).")
         bounds = self._bounds(X[train], bounds, w_train)
         X_valid = clip_to(X[valid], widened(bounds)) if self.clip_inputs else X[valid]
         return (X[train], y[train], w_train,
                 predefined_split(_dataset(X_valid, y[valid], w_valid)), bounds)
 
     def _check_validation_size(self, n_samples, n_outputs):
-        """Raise if the validation split would leave too few samples to train on."""
+        """Raise if the validation split would leave too few samples to train on; return
+        how many it leaves."""
         fraction = self._validation_fraction()
         if fraction is None:
-            return
+            return n_samples
         n_valid = math.ceil(fraction * n_samples)  # train_test_split's count
         needed = self._min_train_samples(n_outputs)
         if n_samples - n_valid < needed:
@@ -438,6 +462,7 @@ class BaseAdaReg(BaseEstimator):
                 f"{n_samples} samples for validation, which leaves {n_samples - n_valid} to "
                 f"train on; {type(self).__name__} needs at least {needed}. Lower "
                 "validation_fraction, or set it to None (and early_stopping=False).")
+        return n_samples - n_valid
 
     @staticmethod
     def _bounds(X, earlier=None, sample_weight=None):
@@ -503,27 +528,19 @@ class BaseAdaReg(BaseEstimator):
         return {}
 
     def _fit(self, X, y, sample_weight=None, groups=None):
-        if self.warm_start and hasattr(self, "net_"):
-            return self._continue(X, y, sample_weight, epochs=None)
-        try:
+        warm = self.warm_start and hasattr(self, "net_")
+        with restored_on_failure(self, net_changes=warm):
+            if warm:
+                return self._continue(X, y, sample_weight, epochs=None)
             return self._fit_unchecked(X, y, sample_weight, groups)
-        except BaseException:
-            self._unfit()
-            raise
-
-    def _unfit(self):
-        """Drop every fitted attribute: a failed fit leaves the estimator unfitted."""
-        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
-            delattr(self, name)
 
     def _sample_weight(self, X, sample_weight):
         """Validated weights (float64), or None for equal weights."""
         if sample_weight is None:
             return None
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
-                                             ensure_non_negative=True)
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; all weights are zero.")
+                                             ensure_non_negative=True, **_ALL_ZERO_WEIGHTS)
+        check_weight_total(sample_weight, "sample_weight")
         return sample_weight
 
     def _fit_unchecked(self, X, y, sample_weight=None, groups=None, posterior=True):
@@ -536,22 +553,24 @@ class BaseAdaReg(BaseEstimator):
         # y fails as without cross-validation, with the numbers of the data given.
         y_raw = y
         y, n_outputs = self._encode_targets(X, y, sample_weight=sample_weight)
-        self._check_validation_size(len(y), n_outputs)
+        # Checked on the whole training part before the folds' fits.
+        self._check_batches(self._check_validation_size(len(y), n_outputs))
         method, cv_scores = self._strength_method(X, y_raw, sample_weight, groups, seed)
         sample_weight = self._class_weighted(y, sample_weight)
         X, y, sample_weight, train_split, bounds = self._split_validation(
             X, y, sample_weight, seed, n_outputs)
-        self._check_batch_norm(X)
+        self._check_batches(X.shape[0])
         dataset = _dataset(X, y, sample_weight)
         with _torch_seed(seed, self.device):
             net = self._new_net(X, n_outputs, train_split, method)
             # partial_fit: the net is initialized (fit would initialize it again).
             net.partial_fit(dataset, None)
+            self._check_trained_outputs(net, X)
             laplace = self._fit_posterior(net, dataset) if posterior else None
         self._set_fitted_attributes(net, laplace, bounds)
         self.strength_method_ = net.strength_policy.name
         self.cv_scores_ = cv_scores
-        self.best_score_ = None if cv_scores is None else float(cv_scores[method].mean())
+        self.best_score_ = None if cv_scores is None else mean_score(cv_scores[method])
         return self
 
     def _strength_method(self, X, y, sample_weight, groups, seed):
@@ -563,24 +582,32 @@ class BaseAdaReg(BaseEstimator):
         :data:`~sk_adareg._strength._choice.CV_ROWS` rows.
         """
         policy = strength_policy(self.reg_lambda)
+        policy.check_weights(sample_weight)  # before any training
         if not policy.chooses:
             return self.reg_lambda, None
-        candidates = policy.candidates(self._likelihood)
-        if len(candidates) == 1:
-            return candidates[0], None
-        classifier = self._likelihood == "categorical"
+        candidates = policy.candidates(self._likelihood, sample_weight)
         if not hasattr(y, "iloc"):  # a list, or an array-like _safe_indexing cannot index
             y = np.asarray(y)
-        rows = cv_rows(X.shape[0], seed)
-        if rows is not None:  # large data: the choice is made on a subset
-            X, y = X[rows], _safe_indexing(y, rows)
-            sample_weight = None if sample_weight is None else sample_weight[rows]
-            groups = None if groups is None else np.asarray(groups)[rows]
+        subset = cv_rows(X.shape[0], seed)
+        if subset is not None:  # large data: the choice is made on a subset
+            X, y = X[subset], _safe_indexing(y, subset)
+            sample_weight = None if sample_weight is None else sample_weight[subset]
+            groups = None if groups is None else np.asarray(groups)[subset]
+        # Rows of zero weight are not data (as if removed): the default folds split the others.
+        rows = (np.arange(X.shape[0]) if sample_weight is None
+                else np.flatnonzero(sample_weight > 0))
+        # The default folds score on 2 samples at least (R² needs them); fewer: the first.
+        if len(candidates) == 1 or (self.cv is None and len(rows) < 2 * _CV_FOLDS):
+            return candidates[0], None
+        classifier = self._likelihood == "categorical"
         if self.cv is None:  # shuffled folds: data files are often sorted
-            cv = (StratifiedKFold if classifier else KFold)(3, shuffle=True, random_state=seed)
+            cv = (StratifiedKFold if classifier else KFold)(_CV_FOLDS, shuffle=True,
+                                                            random_state=seed)
+            folds = [(rows[train], rows[test])
+                     for train, test in cv.split(rows, _safe_indexing(y, rows))]
         else:
             cv = check_cv(self.cv, y, classifier=classifier)
-        folds = list(cv.split(X, y, groups))
+            folds = list(cv.split(X, y, groups))
         epochs = fold_epochs(self.max_epochs)
 
         def fit_and_score(candidate, train, test):
@@ -588,6 +615,10 @@ class BaseAdaReg(BaseEstimator):
                                           warm_start=False)
             weights = (None, None) if sample_weight is None else (
                 sample_weight[train], sample_weight[test])
+            if weights[0] is not None and not (weights[0].sum() > 0 and weights[1].sum() > 0):
+                return np.nan  # a fold of the user's cv without weight: no score, for any
+            if not strength_policy(candidate).accepts(weights[0]):
+                return -np.inf  # e.g. "loo" where one sample carries the fold's weight
             fold._fit_unchecked(X[train], _safe_indexing(y, train), weights[0],
                                 posterior=False)
             return fold.score(X[test], _safe_indexing(y, test), sample_weight=weights[1])
@@ -612,31 +643,43 @@ class BaseAdaReg(BaseEstimator):
 
         A different sample each epoch, as they are shuffled; set for each call's data.
         """
-        if (self._check_batch_norm(X)
+        if (self._check_batch_norm(X.shape[0])
                 and "iterator_train__drop_last" not in self._nested_params()):
             # As skorch stores it; its set_params refuses iterator_* on an initialized net.
             vars(net)["iterator_train__drop_last"] = X.shape[0] % self.batch_size == 1
 
-    def _check_batch_norm(self, X):
+    def _check_batches(self, n_samples):
+        """Raise where ``n_samples`` training samples would give no batch to train on (or
+        batch normalization a batch of one sample)."""
+        nested = self._nested_params()
+        name = ("iterator_train__batch_size" if "iterator_train__batch_size" in nested
+                else "batch_size")
+        size = nested.get(name, self.batch_size)
+        if nested.get("iterator_train__drop_last") and n_samples < size:
+            raise ValueError(
+                "iterator_train__drop_last=True drops the only batch: the training data has "
+                f"{n_samples} samples, fewer than {name}={size}. Lower {name} or leave "
+                "iterator_train__drop_last unset.")
+        self._check_batch_norm(n_samples)
+
+    def _check_batch_norm(self, n_samples):
         """Whether the default network has batch normalization, which needs 2 samples."""
         batch_norm = bool(self.module is None and self.batch_norm and self._hidden_layer_sizes())
-        if batch_norm and min(X.shape[0], self.batch_size) < 2:
+        if batch_norm and min(n_samples, self.batch_size) < 2:
             raise ValueError(
                 "batch_norm=True cannot train on batches of one sample: it needs "
                 f"batch_size >= 2 and 2 training samples, got batch_size={self.batch_size} "
-                f"and {X.shape[0]} sample(s).")
+                f"and {n_samples} sample(s).")
         return batch_norm
 
     # -- incremental fitting ------------------------------------------------------
 
     def _partial_fit(self, X, y, sample_weight, classes=None):
-        if not hasattr(self, "net_"):
-            try:
+        fitted = hasattr(self, "net_")
+        with restored_on_failure(self, net_changes=fitted):
+            if not fitted:
                 return self._first_partial_fit(X, y, sample_weight, classes)
-            except BaseException:
-                self._unfit()
-                raise
-        return self._continue(X, y, sample_weight, epochs=1, classes=classes)
+            return self._continue(X, y, sample_weight, epochs=1, classes=classes)
 
     def _continued_reg_lambda(self, net, incremental):
         """What the net trains under when training continues.
@@ -670,12 +713,13 @@ class BaseAdaReg(BaseEstimator):
         sample_weight = self._sample_weight(X, sample_weight)
         y, n_outputs = self._encode_targets(X, y, classes=classes, sample_weight=sample_weight)
         sample_weight = self._class_weighted(y, sample_weight, incremental=True)
-        self._check_batch_norm(X)
+        self._check_batches(X.shape[0])
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         with _torch_seed(seed, self.device):
             net = self._new_net(X, n_outputs, None, reg_lambda)
             with _incremental(net):
                 net.partial_fit(_dataset(X, y, sample_weight), None, epochs=1)
+            self._check_trained_outputs(net, X[:self.batch_size])
         self._set_fitted_attributes(net, None, self._bounds(X, sample_weight=sample_weight))
         self.strength_method_, self.cv_scores_, self.best_score_ = "fixed", None, None
         return self
@@ -703,7 +747,7 @@ class BaseAdaReg(BaseEstimator):
                 X, y, sample_weight, seed, n_outputs, self._input_bounds_)
         else:
             bounds = self._bounds(X, self._input_bounds_, sample_weight)
-        self._check_batch_norm(X)
+        self._check_batches(X.shape[0])
         dataset = _dataset(X, y, sample_weight)
         # The estimator's parameters now, for what they do not rebuild.
         previous = type(net.strength_policy)
@@ -720,10 +764,12 @@ class BaseAdaReg(BaseEstimator):
                 net.set_params(train_split=train_split, callbacks=self._callbacks())
                 net.initialize_callbacks()
                 net.partial_fit(dataset, None)
+                self._check_trained_outputs(net, X)
                 laplace = self._fit_posterior(net, dataset)
             else:
                 with _incremental(net):
                     net.partial_fit(dataset, None, epochs=1)
+                self._check_trained_outputs(net, X[:self.batch_size])
         self._set_fitted_attributes(net, laplace, bounds)
         self.strength_method_ = net.strength_policy.name
         return self
@@ -734,6 +780,22 @@ class BaseAdaReg(BaseEstimator):
     def _class_weighted(self, y, sample_weight, incremental=False):
         """The sample weights times the class weights (the classifier's)."""
         return sample_weight
+
+    def _check_trained_outputs(self, net, X):
+        """Raise if the trained network's outputs on training data ``X`` are not finite.
+
+        The last step can leave huge but finite weights, which the divergence check
+        of the epoch passes, whose outputs overflow: the call that took the step
+        raises, not the next ``predict``. ``partial_fit`` checks its first batch.
+        """
+        _, bad = chunked_forward(net.module_, X, net.device, self._output_nonlinearity,
+                                 affine=self._output_affine())
+        if bad:
+            raise TrainingDivergedError(
+                "The network's outputs on the training data are NaN or infinite after "
+                f"training (for {bad} of the {X.shape[0]} samples checked). Lower the "
+                f"learning rate (lr={self.lr!r}) or the prior's strength "
+                f"(reg_lambda={self.reg_lambda!r}), or scale the inputs.")
 
     def _fit_posterior(self, net, dataset):
         """The Laplace posterior at the final weights, when it is needed.
@@ -838,7 +900,9 @@ module : torch.nn.Module class, instance or callable, default=None
         instance is copied, never trained in place; with ``module__*``
         parameters it is built anew from its class, as skorch does. It must
         map a batch of ``X`` to {outputs}, of shape (batch, n_{targets}),
-        which fit checks on one batch before training. With a custom module,
+        which fit checks on one batch before training; a module that returns
+        a tuple is taken at its first element (skorch's convention), in the
+        loss, the prior's curvature and the predictions. With a custom module,
         ``X`` may have more than two dimensions (e.g. images of shape (n,
         channels, height, width)).
 
@@ -916,7 +980,8 @@ module : torch.nn.Module class, instance or callable, default=None
         (:class:`~sk_adareg.callbacks.EpochTable`).
 
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
-        Passed on to the skorch net.
+        Passed on to the skorch net: instances or classes of
+        ``skorch.callbacks.Callback`` (a ``TypeError`` for anything else).
 
     keep_batch_history : bool, default=False
         Whether ``history_`` keeps skorch's per-batch records. By default
@@ -937,7 +1002,8 @@ module : torch.nn.Module class, instance or callable, default=None
     cv : int, cross-validation generator or iterable, default=None
         The folds on which ``reg_lambda="auto"`` scores each way of learning
         the strength, as in scikit-learn's ``*CV`` estimators: None gives 3
-        shuffled folds (stratified for the classifier); an int, that many
+        shuffled folds (stratified for the classifier), or with fewer than 6
+        samples, too few to score, takes ``"evidence"``; an int, that many
         unshuffled ones; a splitter such as ``GroupKFold`` uses the
         ``groups`` given to :meth:`fit`. Each fold's fit trains for 15 % of
         ``max_epochs``; above 3,000 training rows, the choice is made on a
@@ -986,17 +1052,22 @@ row_covariance_ : ndarray of shape ({p}, {p})
     cv_scores_ : dict or None
         With ``reg_lambda="auto"``: the score (as :meth:`score`) on each fold
         of ``cv`` (an ndarray of shape (n_folds,)) of each value of
-        ``reg_lambda`` compared; None when nothing was chosen by
-        cross-validation.
+        ``reg_lambda`` compared (``-inf`` where the fold's fit diverged or the
+        way cannot learn from its weights, NaN where the fold has no score);
+        None when nothing was chosen by cross-validation. The default folds
+        split the samples of positive weight.
 
     best_score_ : float or None
-        The mean of ``cv_scores_`` of the chosen way; None without it.
+        The mean of ``cv_scores_`` of the chosen way, over the folds with a
+        score; None without it.
 
     log_evidence_ : float
         The Laplace approximation of the log marginal likelihood of the
         training data at the final weights and strengths (with learned
         strengths, and for every ``reg_lambda`` on the regressor), in the
-        units of the targets the network trained on.
+        units of the targets the network trained on. The regressor takes the
+        prior's penalty at the mode of the network linearized at the final
+        weights (where training reached the mode, the final weights' own).
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -1051,14 +1122,20 @@ SHARED_NOTES = """Nested parameters of the skorch net's components, ``module__*`
     its prior after three evenly spaced optimizer steps instead
     (:func:`sk_adareg.callbacks.update_steps`).
 
-    A ``fit`` that raises leaves the estimator unfitted, even one fitted
-    before: :class:`~sk_adareg.exceptions.TrainingDivergedError` when the
-    training loss or the weights become NaN or infinite, ``ValueError`` for
-    bad input before training starts. A ``KeyboardInterrupt`` (Ctrl-C, or a
+    A ``fit``, warm-started fit or ``partial_fit`` that raises, whatever it
+    raises, leaves the estimator as it was before the call: unfitted, or with
+    its earlier fit (weights, optimizer state, precisions, strengths, history
+    and fitted attributes); the callbacks passed in ``callbacks`` stay the
+    objects given. It raises
+    :class:`~sk_adareg.exceptions.TrainingDivergedError` when the training
+    loss or the weights become NaN or infinite, or when the network's outputs
+    on the training data overflow after the last step (``partial_fit`` checks
+    its first batch), and ``ValueError`` or ``TypeError`` for bad input or
+    settings before training starts. A ``KeyboardInterrupt`` (Ctrl-C, or a
     callback raising it) during training stops it, as in scikit-learn's
     ``MLPClassifier``, and ``fit`` returns normally: the network keeps the
     weights of the interruption (with ``early_stopping``, the best ones so
     far), ``n_iter_`` and ``loss_curve_`` count the completed epochs
     (``history_`` may end with the interrupted one), and the precisions
     follow the rule above. An interruption before training starts propagates
-    and leaves the estimator unfitted."""
+    and leaves the estimator as it was."""

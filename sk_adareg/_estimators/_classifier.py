@@ -2,7 +2,9 @@
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import math
 from functools import partial
+from numbers import Real
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ from sklearn.utils.validation import column_or_1d
 from .._params import DEFAULTS
 from ..net import AdaRegNeuralNetClassifier
 from ._base import SHARED_ATTRIBUTES, SHARED_NOTES, SHARED_PARAMETERS, BaseAdaReg
+from ._weights import check_weight_total
 
 __all__ = ["AdaRegClassifier"]
 
@@ -38,7 +41,8 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
 
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as in scikit-learn's linear models: a dict
-        from class label to weight (classes not in it weigh 1), or
+        from class label to a finite weight ``>= 0`` (classes not in it weigh
+        1), or
         ``"balanced"``, ``n_samples / (n_classes * np.bincount(y))``. They
         multiply ``sample_weight``. ``partial_fit`` takes a dict only.
 
@@ -174,7 +178,9 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples (times ``class_weight``): each
             batch's loss is the weighted mean of its samples' losses, as in
-            scikit-learn's MLPs. None weighs all equally.
+            scikit-learn's MLPs. None weighs all equally. Their sum must be
+            positive (on the training and the validation part) and finite in
+            float32.
 
         groups : array-like of shape (n_samples,), default=None
             Group labels of the samples, for the folds of ``cv`` when it is a
@@ -208,8 +214,8 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
         y : array-like of shape (n_samples,)
             Its labels, among ``classes``.
         classes : array-like of shape (n_classes,), default=None
-            All the classes that will ever be seen; required on the first
-            call, and if given later equal to ``classes_``.
+            All the classes that will ever be seen, without NaN; required on
+            the first call, and if given later equal to ``classes_``.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples, as in :meth:`fit`.
 
@@ -263,11 +269,20 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
                 "balanced", classes=np.arange(len(self.classes_)), y=y), strict=True))
         factor = np.array([weights[code] for code in range(len(self.classes_))], dtype=float)[y]
         weighted = factor if sample_weight is None else sample_weight * factor
-        if not weighted.sum() > 0:
-            raise ValueError(
-                f"class_weight={self.class_weight!r} times sample_weight leaves every sample "
-                "with weight zero.")
+        check_weight_total(weighted, f"class_weight={self.class_weight!r} times sample_weight")
         return weighted
+
+    def _check_params(self):
+        super()._check_params()
+        if isinstance(self.class_weight, dict):
+            for label, weight in self.class_weight.items():
+                # A negative weight trains toward the other classes; NaN and inf break it.
+                if isinstance(weight, bool) or not isinstance(weight, Real) or not (
+                        math.isfinite(weight) and weight >= 0):
+                    raise ValueError(
+                        "class_weight must map each class to a finite weight >= 0; "
+                        f"class_weight={self.class_weight!r} gives {label!r} the weight "
+                        f"{weight!r}.")
 
     def _encode_targets(self, X, y, classes=None, reset=True, sample_weight=None):
         if y is None:
@@ -313,7 +328,11 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
 
     def _encode_with_classes(self, y, classes):
         """partial_fit's first call: ``classes_`` from ``classes``, then codes of ``y``."""
-        classes = np.unique(column_or_1d(classes))
+        classes = column_or_1d(classes)
+        if any(isinstance(label, float) and math.isnan(label) for label in classes):
+            raise ValueError(
+                f"classes must not contain NaN, got classes={classes.tolist()!r}.")
+        classes = np.unique(classes)
         if len(classes) < 2:
             raise ValueError(
                 f"classes must hold at least 2 classes, got {classes.tolist()!r}.")

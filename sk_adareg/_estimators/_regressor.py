@@ -56,8 +56,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
 
     noise_variance_ : ndarray of shape (n_outputs,)
         The noise variance of each task, in target units, learned from the
-        training data by the Laplace evidence at the end of the fit, for the
-        strengths the final weights were trained under. It is the
+        training data by the Laplace evidence for the strengths the final
+        weights were trained under (the given one, or the last update's), with
+        the prior's penalty at the linearized network's mode: a strong prior
+        gives about the residuals' variance, not more. It is the
         variance that ``predict(X, return_std=True)`` adds to the network's
         own uncertainty. Absent when a regularized weight is neither linear
         nor convolutional (the Laplace posterior needs it).
@@ -196,7 +198,10 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
             Non-negative weights of the samples: each batch's loss is the
             weighted mean of its samples' losses, as in scikit-learn's MLPs,
             and the Laplace posterior counts a sample ``w`` times. None weighs
-            all equally.
+            all equally. Their sum must be positive (on the training and the
+            validation part) and finite in float32; ``reg_lambda="loo"``
+            needs them spread over at least 2 effective samples,
+            ``(sum w)^2 / sum w^2`` (``"auto"`` then learns by the evidence).
 
         groups : array-like of shape (n_samples,), default=None
             Group labels of the samples, for the folds of ``cv`` when it is a

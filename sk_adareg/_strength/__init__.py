@@ -10,7 +10,7 @@ leave-one-out factor (:mod:`._loo`) sit behind it.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-from ._choice import choose_by_cv, cv_rows, fold_epochs
+from ._choice import choose_by_cv, cv_rows, fold_epochs, mean_score
 from ._evidence import UPDATE_ROWS
 from ._policies import (
     AutoStrength,
@@ -21,4 +21,4 @@ from ._policies import (
 )
 
 __all__ = ["UPDATE_ROWS", "AutoStrength", "EvidenceStrength", "FixedStrength", "LooStrength",
-           "choose_by_cv", "cv_rows", "fold_epochs", "strength_policy"]
+           "choose_by_cv", "cv_rows", "fold_epochs", "mean_score", "strength_policy"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..exceptions import TrainingDivergedError
 
-__all__ = ["CV_ROWS", "FOLD_EPOCHS", "choose_by_cv", "cv_rows", "fold_epochs"]
+__all__ = ["CV_ROWS", "FOLD_EPOCHS", "choose_by_cv", "cv_rows", "fold_epochs", "mean_score"]
 
 #: The fraction of ``max_epochs`` each fold's fit trains for: with 3 folds, 15 % chose as
 #: well as 30 % on the benchmark suite, at half the cost (user guide, "Learning the
@@ -42,6 +42,26 @@ def fold_epochs(max_epochs):
     return max(1, math.ceil(FOLD_EPOCHS * max_epochs))
 
 
+def mean_score(scores):
+    """The mean of a candidate's fold scores, over the folds that have one.
+
+    A fold's score is NaN where it is undefined (R² of a test fold of one sample, a
+    fold without weight): the same for every candidate, so it is left out.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_folds,)
+
+    Returns
+    -------
+    mean : float
+        NaN where no fold has a score.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    kept = scores[~np.isnan(scores)]
+    return float(kept.mean()) if kept.size else np.nan
+
+
 def choose_by_cv(candidates, folds, fit_and_score):
     """The candidate with the best mean score over the folds, and every score.
 
@@ -58,12 +78,15 @@ def choose_by_cv(candidates, folds, fit_and_score):
     -------
     chosen : str
     scores : dict of str to ndarray of shape (n_folds,)
-        ``-inf`` where a fold's fit diverged (or predicted NaN).
+        ``-inf`` where a fold's fit diverged (or predicted NaN), NaN where the
+        fold has no score (:func:`mean_score` leaves it out).
 
     Raises
     ------
     TrainingDivergedError
         If every fit of every candidate diverged.
+    ValueError
+        If no candidate has a finite mean score otherwise (a fold's score undefined).
     """
     scores = {}
     for candidate in candidates:
@@ -74,9 +97,16 @@ def choose_by_cv(candidates, folds, fit_and_score):
             except FloatingPointError:  # the fit diverged, or its predictions are not finite
                 fold_scores.append(-np.inf)
         scores[candidate] = np.asarray(fold_scores, dtype=np.float64)
-    means = [scores[c].mean() for c in candidates]
+    means = [mean_score(scores[c]) for c in candidates]
     if not np.isfinite(means).any():
-        raise TrainingDivergedError(
-            "Every fit of the cross-validation of reg_lambda='auto' diverged. Lower the "
-            "learning rate or scale the inputs.")
+        if all(np.isneginf(scores[c]).all() for c in candidates):
+            raise TrainingDivergedError(
+                "Every fit of the cross-validation of reg_lambda='auto' diverged: their "
+                "training losses or weights became NaN or infinite. Lower the learning rate "
+                "or scale the inputs.")
+        # NaN: a score undefined on its test fold (R² of one sample, or of zero weight).
+        raise ValueError(
+            "No way of learning the strength got a finite score on every fold of the "
+            f"cross-validation of reg_lambda='auto' (scores: {scores}). Use larger "
+            "folds (cv), or set reg_lambda='evidence'.")
     return candidates[int(np.argmax(means))], scores

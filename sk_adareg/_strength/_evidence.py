@@ -33,6 +33,7 @@ from ..laplace import (
     fit_tied_noise,
     kfac,
 )
+from ._linearized import mode_penalties
 
 __all__ = ["UPDATE_ROWS", "curvature_batches", "fit_evidence", "prior_scale", "update_data"]
 
@@ -112,7 +113,8 @@ def fit_evidence(net, dataset, *, fit_strength):
     With ``fit_strength``, the strength of every prior and the noise
     variances maximize the evidence; otherwise the strengths stay those in
     force (``net.reg_lambda_``, in the loss's units) and only the noise is
-    fitted. The net's ``reg_lambda_`` (strengths in the loss's units),
+    fitted, with the prior's penalty taken at the linearized network's mode
+    (:func:`_mode_penalties`). The net's ``reg_lambda_`` (strengths in the loss's units),
     ``noise_variance_`` (training units), the priors' strengths and the
     criterion's target weights are set to the result.
 
@@ -141,7 +143,8 @@ def fit_evidence(net, dataset, *, fit_strength):
         laplace = fit_hyperparameters(curvature, net.priors_, start,
                                       noise if gaussian else None)
     elif gaussian:
-        laplace = fit_tied_noise(curvature, net.priors_, strengths, noise)
+        laplace = fit_tied_noise(curvature, net.priors_, strengths, noise,
+                                 penalties=_mode_penalties(net, curvature, dataset, strengths))
     else:
         lam = {name: max(c * prior_scale(likelihood, n), floor)
                for name, c in strengths.items()}
@@ -159,6 +162,28 @@ def fit_evidence(net, dataset, *, fit_strength):
         beta = 1.0 / torch.tensor(noise, dtype=torch.float64)
         weights.copy_(beta / beta.mean())
     return laplace
+
+
+def _mode_penalties(net, curvature, dataset, strengths):
+    """The priors' penalties at the mode of the objective the net trained on, linearized.
+
+    The evidence takes the prior's term at the mode. Training under a strong prior
+    moves the weights toward it slowly (by about ``lr`` a step), and
+    ``lambda * penalty`` at weights short of the mode grows with ``lambda``: the
+    noise tied to a fixed strength grew with it, the strongest prior giving the
+    widest intervals. At the linearized mode (:mod:`._linearized`) the penalty
+    shrinks as the prior strengthens; the data's fit stays that of the weights that
+    predict. Where training reached the mode, the two agree.
+    """
+    weights = getattr(net.criterion_, "target_weights", None)
+    weights = (torch.ones(curvature.n_outputs, dtype=torch.float64, device=curvature.sse.device)
+               if weights is None else weights.to(curvature.sse))
+    # The training loss's strengths in the units of half the target-weighted squared error.
+    scale = prior_scale("gaussian", curvature.n_samples, 1.0 / weights)
+    lam = {name: max(c * scale, LAMBDA_BOUNDS[0]) for name, c in strengths.items()}
+    names = net.priors_.names
+    return mode_penalties(net.regularized_module, names, KroneckerLaplace(curvature, net.priors_),
+                          curvature_batches(net, dataset), lam, weights)
 
 
 def update_data(dataset, seed):

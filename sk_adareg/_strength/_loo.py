@@ -44,9 +44,10 @@ import numpy as np
 import torch
 
 from .._data import INFERENCE_BYTES
-from .._kfac import eval_mode, output_gradients
+from .._kfac import output_gradients
 from ..laplace import LAMBDA_BOUNDS
 from ._evidence import curvature_batches, prior_scale
+from ._linearized import data_gradients, eigen_layers, mode_step, split_batch
 
 __all__ = ["SCALES", "press_scale", "press_values", "rescale_strengths"]
 
@@ -55,31 +56,6 @@ SCALES = np.logspace(-3, 6, 37)
 # The mapped Jacobians of all the data are kept between the two passes of the search
 # up to this size (64 MiB: the benchmark sets take 1-12 MiB).
 _CACHE_BYTES = 4 * INFERENCE_BYTES
-
-
-def _split(batch):
-    X, y, *rest = batch
-    return X, y, rest[0] if rest else None
-
-
-def _data_gradients(module, names, batches):
-    """The gradient of half the (weighted) squared error per weight, and the total weight."""
-    weights = [module.get_parameter(name) for name in names]
-    total, grads = 0.0, [torch.zeros(w.shape, dtype=torch.float64, device=w.device)
-                         for w in weights]
-    with eval_mode(module), torch.enable_grad():
-        for batch in batches():
-            X, y, w = _split(batch)
-            f = module(X)
-            f = f.reshape(f.shape[0], -1)
-            r = f.double() - y.double().reshape(f.shape)
-            w = torch.ones(len(r), dtype=torch.float64, device=r.device) if w is None else (
-                w.double())
-            parts = torch.autograd.grad(0.5 * (w[:, None] * r**2).sum(), weights)
-            for grad, part in zip(grads, parts, strict=True):
-                grad += part.double()
-            total += float(w.sum())
-    return grads, total
 
 
 class _Linearized:
@@ -92,18 +68,9 @@ class _Linearized:
 
     def __init__(self, module, names, laplace, batches, strengths):
         self.module, self.names, self.batches = module, list(names), batches
-        ones = torch.ones(laplace.curvature.n_outputs, dtype=torch.float64,
-                          device=laplace.curvature.sse.device)
-        grads, self.total = _data_gradients(module, self.names, batches)
+        grads, self.total = data_gradients(module, self.names, batches)
         self._cache = None
-        self.layers = []
-        for name, grad in zip(self.names, grads, strict=True):
-            basis = laplace.eigenbasis(name, ones)
-            self.layers.append({
-                "row_map": basis.row_map, "column_map": basis.column_map,
-                "lambda": float(strengths[name]), "h": basis.g[:, None] * basis.a[None, :],
-                "C": basis.weight,
-                "G": basis.row_map @ grad.reshape(basis.weight.shape) @ basis.column_map.T})
+        self.layers = eigen_layers(self.names, laplace, strengths, grads)
 
     def _mapped(self, X):
         """Per layer, each point's Jacobian in the eigenbasis: ``U[i, k] V[i]^T``."""
@@ -133,7 +100,7 @@ class _Linearized:
             return
         cache, size = [], 0
         for batch in self.batches():
-            X, y, w = _split(batch)
+            X, y, w = split_batch(batch)
             f, mapped = self._mapped(X)
             residuals = f.double() - y.double().reshape(f.shape)
             w = torch.ones(len(f), dtype=torch.float64, device=f.device) if w is None else (
@@ -166,11 +133,11 @@ class _Linearized:
                                             (len(self.layers),)) for alpha in scales])
         steps, variances = [], []
         for j, layer in enumerate(self.layers):
-            h, C, G = layer["h"], layer["C"], layer["G"]
+            h = layer["h"]
             lams = torch.as_tensor(factors[:, j] * layer["lambda"], dtype=h.dtype,
                                    device=h.device)
             # Per factor: the mode's step and the posterior variances, as (d, p x factors).
-            steps.append(_columns(-(G[..., None] + lams * C[..., None]) / (h[..., None] + lams)))
+            steps.append(_columns(mode_step(layer, lams)))
             variances.append(_columns(1.0 / (h[..., None] + lams)))
         with torch.no_grad():
             for residuals, w, mapped in self._chunks():

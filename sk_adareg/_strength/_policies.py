@@ -21,6 +21,7 @@ prior's (``lambda_l``) where the evidence needs them.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import numpy as np
 import torch
 
 from .._layers import owning_layers
@@ -30,7 +31,11 @@ from ..distributed import process_count
 from ._evidence import fit_evidence, update_data
 from ._loo import rescale_strengths
 
-__all__ = ["AutoStrength", "EvidenceStrength", "FixedStrength", "LooStrength", "strength_policy"]
+__all__ = ["MIN_LOO_SAMPLES", "AutoStrength", "EvidenceStrength", "FixedStrength", "LooStrength",
+           "strength_policy"]
+
+#: The fewest effective samples, ``(sum w)^2 / sum w^2``, that ``"loo"`` needs.
+MIN_LOO_SAMPLES = 2
 
 
 class FixedStrength:
@@ -64,6 +69,13 @@ class FixedStrength:
         weights = getattr(vars(net).get("criterion_"), "target_weights", None)
         if weights is not None:
             weights.fill_(1.0)
+
+    def check_weights(self, sample_weight):
+        """Whether the strength can be set with these sample weights: any can."""
+
+    def accepts(self, sample_weight):
+        """Whether :meth:`check_weights` passes: always, at a fixed strength."""
+        return True
 
     def begin(self, net, X):
         """At the start of training: the priors' relative strengths are 1."""
@@ -112,6 +124,17 @@ class EvidenceStrength:
         net.noise_variance_ = None
         net.priors_.set_strengths(net.reg_lambda_)
 
+    def check_weights(self, sample_weight):
+        """Whether the strength can be learned with these sample weights: any can."""
+
+    def accepts(self, sample_weight):
+        """Whether :meth:`check_weights` passes (a fold of ``"auto"`` scores it ``-inf``)."""
+        try:
+            self.check_weights(sample_weight)
+        except ValueError:
+            return False
+        return True
+
     def begin(self, net, X):
         """Check, before training, what the evidence will need."""
         if process_count(net) > 1:
@@ -152,12 +175,33 @@ class LooStrength(EvidenceStrength):
 
     name = "loo"
 
+    def check_weights(self, sample_weight):
+        """Raise a ValueError where a few samples carry almost all the weight.
+
+        Leaving out a sample that carries nearly all the weight leaves nothing to
+        predict it from: its leverage reaches 1 and the leave-one-out error is
+        undefined. It needs the effective number of samples, ``(sum w)^2 / sum w^2``
+        (Kish's), to be at least 2.
+        """
+        if sample_weight is None:
+            return
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        n_eff = weights.sum() ** 2 / (weights**2).sum() if weights.any() else 0.0
+        if not n_eff >= MIN_LOO_SAMPLES:
+            raise ValueError(
+                "reg_lambda='loo' leaves one sample out at a time, which needs the weight "
+                f"spread over at least {MIN_LOO_SAMPLES} samples; sample_weight gives an "
+                f"effective number of samples (sum w)^2 / sum w^2 of {n_eff:.3g}: one "
+                "sample carries almost all of it. Spread the weights, or use "
+                "reg_lambda='evidence'.")
+
     def begin(self, net, X):
         super().begin(net, X)
         if X is not None and hasattr(X, "__len__") and len(X) < 2:
             raise ValueError(
                 "reg_lambda='loo' leaves one sample out: it needs at least 2 training "
                 f"samples, got {len(X)} sample.")
+        self.check_weights(getattr(X, "sample_weight", None))
         if likelihood_of(net.criterion_) != "gaussian":
             raise ValueError(
                 "reg_lambda='loo' chooses the strength by the leave-one-out squared error "
@@ -188,17 +232,22 @@ class AutoStrength(EvidenceStrength):
     chooses = True
 
     @staticmethod
-    def candidates(likelihood):
+    def candidates(likelihood, sample_weight=None):
         """The values of ``reg_lambda`` to choose from.
 
-        Regression: the evidence and leave-one-out. Classification, where
-        leave-one-out is not defined here: the evidence and the nets' fixed default
+        Regression: the evidence and leave-one-out (which needs weights spread over at
+        least :data:`MIN_LOO_SAMPLES` samples). Classification, where leave-one-out is
+        not defined here: the evidence and the nets' fixed default
         (:data:`~sk_adareg._params.AUTO_START`, all layers). The evidence of the
         cross-entropy asks for strong priors (its Gauss-Newton curvature vanishes as
         the network grows confident on its training data), which cost accuracy on
         data that needs little regularization (user guide, "Learning the strength").
         """
-        return ("evidence", "loo") if likelihood == "gaussian" else ("evidence", AUTO_START)
+        if likelihood != "gaussian":
+            return ("evidence", AUTO_START)
+        if not LooStrength().accepts(sample_weight):
+            return ("evidence",)
+        return ("evidence", "loo")
 
     def initialize(self, net, names):
         raise ValueError(
