@@ -71,7 +71,7 @@ ADAREG_PARAMS = {
         ``"auto"`` (the estimators only) chooses between the two by
         cross-validation on the training data (``cv``), with short fold fits,
         and refits with the winner; for classification it chooses between
-        ``"evidence"`` and a fixed 3e-3.
+        ``"evidence"``, a fixed 3e-3 and no prior.
         See the user guide, "Learning the strength".""",
         net_default=3e-3),
     "u": _Hyperparameter(

@@ -80,9 +80,10 @@ def test_the_switch_turns_the_engine_off_and_the_fit_is_the_same_to_the_last_bit
     monkeypatch.setattr(_epoch.EngineMixin, "run_single_epoch", counted)
     fast = Estimator(**kwargs).fit(X, y, **fit_params)
     epochs = kwargs["max_epochs"]
-    if fast.cv_scores_ is not None:  # reg_lambda="auto": 2 candidates on 2 folds' fits,
-        assert [len(v) for v in fast.cv_scores_.values()] == [2, 2]
-        epochs += 2 * 2 * math.ceil(0.15 * kwargs["max_epochs"])  # of 15 % of the epochs
+    if fast.cv_scores_ is not None:  # reg_lambda="auto": its candidates on 2 folds' fits,
+        candidates = 3 if Estimator is AdaRegClassifier else 2
+        assert [len(v) for v in fast.cv_scores_.values()] == [2] * candidates
+        epochs += candidates * 2 * math.ceil(0.15 * kwargs["max_epochs"])  # of 15 %
     assert engine_epochs == [True] * epochs  # the engine's loop ran every epoch
     engine_epochs.clear()
     with sk_adareg.config_context(fast_engine=False):

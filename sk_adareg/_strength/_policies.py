@@ -237,14 +237,14 @@ class AutoStrength(EvidenceStrength):
 
         Regression: the evidence and leave-one-out (which needs weights spread over at
         least :data:`MIN_LOO_SAMPLES` samples). Classification, where leave-one-out is
-        not defined here: the evidence and the nets' fixed default
-        (:data:`~sk_adareg._params.AUTO_START`, all layers). The evidence of the
+        not defined here: the evidence, the nets' fixed default
+        (:data:`~sk_adareg._params.AUTO_START`) and no prior. The evidence of the
         cross-entropy asks for strong priors (its Gauss-Newton curvature vanishes as
         the network grows confident on its training data), which cost accuracy on
         data that needs little regularization (user guide, "Learning the strength").
         """
         if likelihood != "gaussian":
-            return ("evidence", AUTO_START)
+            return ("evidence", AUTO_START, 0.0)
         if not LooStrength().accepts(sample_weight):
             return ("evidence",)
         return ("evidence", "loo")
