@@ -7,6 +7,9 @@ maximizers of the exact evidence, and return_std the exact posterior predictive.
 """
 
 import copy
+import importlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +17,6 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
-from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
@@ -23,6 +25,9 @@ from sk_adareg._strength._linearized import mode_penalties
 from sk_adareg.callbacks import update_steps
 from sk_adareg.exceptions import TrainingDivergedError
 from sk_adareg.laplace import KroneckerLaplace, fit_tied_noise, kfac
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+StrengthsInForce = importlib.import_module("_recorders").StrengthsInForce
 
 N, D, K = 60, 4, 2
 TRUE_LAMBDA, TRUE_NOISE = 2.0, np.array([0.05, 0.2])
@@ -41,19 +46,6 @@ def exact_log_evidence(X, Y, lam, noise):
     return sum(multivariate_normal(np.zeros(len(X)),
                                    X @ X.T / lam + noise[k] * np.eye(len(X))).logpdf(Y[:, k])
                for k in range(K))
-
-
-class StrengthsInForce(Callback):
-    """The priors' strengths (the loss's units) at the end of every training batch."""
-
-    def initialize(self):
-        self.strengths_ = []
-        return self
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training:
-            self.strengths_.append(dict(zip(net.priors_.names,
-                                            net.priors_.strengths.tolist(), strict=True)))
 
 
 def linear_estimator(**params):

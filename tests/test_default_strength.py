@@ -2,7 +2,10 @@
 cross-validation), a prior on every layer, strengths learned during training, and
 inputs clipped to their training range at prediction."""
 
+import importlib
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +13,13 @@ import scipy.sparse
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, train_test_split
 from sklearn.utils import check_random_state
-from skorch.callbacks import Callback
 from torch import nn
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
 from sk_adareg.net import AdaRegNeuralNetClassifier, AdaRegNeuralNetRegressor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+StrengthsInForce = importlib.import_module("_recorders").StrengthsInForce
 
 
 def data(n=80, p=5, seed=0):
@@ -28,19 +33,6 @@ def data(n=80, p=5, seed=0):
 def seed_of(random_state):
     """The seed an estimator draws from its random_state (its folds', splits', torch's)."""
     return check_random_state(random_state).randint(np.iinfo(np.int32).max)
-
-
-class StrengthsInForce(Callback):
-    """The priors' strengths (in the loss's units) at the end of every training step."""
-
-    def initialize(self):
-        self.strengths_ = []
-        return self
-
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training:
-            self.strengths_.append(dict(zip(net.priors_.names,
-                                            net.priors_.strengths.tolist(), strict=True)))
 
 
 # ------------------------------------------------------------------------------- (a) defaults

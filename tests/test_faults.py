@@ -22,7 +22,6 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import FitFailedWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
 from skorch.callbacks import Callback
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, MatrixNormalPrior
@@ -66,20 +65,6 @@ def assert_names_epoch_and_fixes(exc, epoch=None):
         assert int(found.group(1)) == epoch, message
     assert "lr=" in message and "reg_lambda=" in message, message
     return int(found.group(1))
-
-
-@pytest.fixture
-def training_runs(monkeypatch):
-    """How many times skorch's training loop was entered."""
-    runs = []
-    original = NeuralNet.fit_loop
-
-    def recording(self, *args, **kwargs):
-        runs.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(NeuralNet, "fit_loop", recording)
-    return runs
 
 
 # -- fault injectors -------------------------------------------------------------------

@@ -9,7 +9,6 @@ first element, as in skorch.
 import numpy as np
 import pytest
 import torch
-from skorch import NeuralNet
 from torch import nn
 
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor
@@ -19,20 +18,6 @@ rng = np.random.default_rng(0)
 X = rng.normal(size=(40, 3))
 Y = X[:, :2]
 y = (X[:, 0] > 0).astype(int)
-
-
-@pytest.fixture
-def training_runs(monkeypatch):
-    """How many times skorch's training loop was entered."""
-    runs = []
-    original = NeuralNet.fit_loop
-
-    def recording(self, *args, **kwargs):
-        runs.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(NeuralNet, "fit_loop", recording)
-    return runs
 
 
 def targets(Estimator):
