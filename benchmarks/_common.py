@@ -93,3 +93,18 @@ def run_and_save(calls, rows, path, n_jobs, describe):
             print(f"[{i + 1}/{len(calls)} {time.perf_counter() - start:5.0f}s] "
                   f"{describe(row)}", flush=True)
     return pd.DataFrame(rows)
+
+
+def sync(device):
+    """Wait for the device's queued work, so that a clock reads what it cost."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    """Seconds ``fn()`` took on ``device``, and what it returned."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - start, out

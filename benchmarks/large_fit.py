@@ -19,11 +19,10 @@ Writes ``benchmarks/results/large_fit_{device}.md``.
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
-from _common import write_report
+from _common import timed, write_report
 from sklearn.datasets import make_regression
 from sklearn.metrics import r2_score
 from torch import nn
@@ -48,11 +47,6 @@ def data(rows, seed=0):
     return X[:rows], Y[:rows], X[rows:], Y[rows:]
 
 
-def sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def plain_fit(X, Y, device, seed):
     """A plain PyTorch loop with the same network, Adam, batches and epochs."""
     torch.manual_seed(seed)
@@ -72,14 +66,6 @@ def plain_fit(X, Y, device, seed):
             nn.functional.mse_loss(module(X_t[rows]), Y_t[rows]).backward()
             optimizer.step()
     return module
-
-
-def timed(fn, device):
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
 
 
 def main():

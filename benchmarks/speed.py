@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, write_report
+from _common import RESULTS, timed, write_report
 from sklearn.datasets import load_digits, make_classification, make_regression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_limits
@@ -90,19 +90,6 @@ REGRESSOR_ONLY = {'reg_lambda="loo", all layers'}
 
 
 # -- timing -------------------------------------------------------------------
-
-def sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device):
-    sync(device)
-    start = time.perf_counter()
-    out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
-
 
 def interleaved(fns, repeats, device, warmup=True, label=""):
     """Per repetition, ``[(seconds, output), ...]`` of each function, run in turn (A, B, ...).
