@@ -63,6 +63,18 @@ class WeightedDataset(Dataset):
         self.sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
 
+def in_memory(dataset):
+    """Whether ``dataset`` is a skorch ``Dataset`` (or a WeightedDataset) of arrays.
+
+    An ``X`` that is a numpy array, a tensor or a scipy sparse matrix, and a ``y``
+    that is an array, a tensor or None: data that can be indexed by rows.
+    """
+    arrays = np.ndarray | torch.Tensor
+    return (type(dataset) in (Dataset, WeightedDataset)
+            and (dataset.y is None or isinstance(dataset.y, arrays))
+            and (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X)))
+
+
 def first_output(output):
     """The prediction in a module's output: the first element of a tuple, as in skorch.
 

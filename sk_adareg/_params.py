@@ -135,7 +135,7 @@ PAPER_DEFAULTS = {**NET_DEFAULTS, "u": 1e-3, "v": 1e3, "precision_scale": "learn
 PRIOR_PARAMS = ("u", "v", "numerator", "precision_scale")
 
 #: Where learned strengths start: the nets' fixed default.
-AUTO_START = 3e-3
+AUTO_START = NET_DEFAULTS["reg_lambda"]
 
 
 def parameter_constraints(names=ADAREG_PARAMS):

@@ -121,7 +121,9 @@ def update_steps(net, dataset):
     epochs = int(net.max_epochs)
     if (epochs - 1) // int(net.cov_update_every) >= MIN_UPDATES:
         return None
-    size = int(net.batch_size)
+    # skorch's training iterator takes iterator_train__batch_size over batch_size.
+    size = int(vars(net).get("iterator_train__batch_size", net.batch_size))
+    size = len(dataset) if size == -1 else size  # skorch's -1: the whole data set
     batches = (len(dataset) // size if vars(net).get("iterator_train__drop_last")
                else math.ceil(len(dataset) / size))
     total = epochs * max(batches, 1)
@@ -293,19 +295,31 @@ class StrengthUpdate(Callback):
 
     def initialize(self):
         self._dataset, self._updated = None, False
+        # The last epoch of this training call, and a short fit's planned update steps
+        # (the ones PriorUpdate updates the precisions at, counted the same way).
+        self._last_epoch, self._planned, self._steps, self._step = None, False, None, 0
         return self
+
+    def on_train_begin(self, net, **kwargs):
+        # A warm start's epochs follow the earlier fits' in the history.
+        self._last_epoch = len(net.history) + int(net.max_epochs)
+        self._planned, self._steps, self._step = False, None, 0
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         self._dataset, self._updated = dataset_train, False
+        if not self._planned:
+            self._planned, self._steps = True, update_steps(net, dataset_train)
 
     def on_batch_end(self, net, training=False, **kwargs):
-        # A short fit's update, after the step PriorUpdate recorded it at.
-        if training and net.history[-1]["batches"][-1].get("cov_update") is True:
+        if not training or self._steps is None:
+            return
+        self._step += 1
+        if self._step in self._steps:  # after PriorUpdate's update at this step
             self._update(net, self._dataset)
             self._updated = True
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        last_epoch = len(net.history) >= net.max_epochs
+        last_epoch = len(net.history) >= self._last_epoch
         if self._updated or last_epoch or not net.history[-1].get("cov_update"):
             return
         self._update(net, dataset_train)

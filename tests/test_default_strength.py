@@ -160,6 +160,34 @@ def test_a_short_fit_learns_its_strengths_during_training(reg_lambda):
         dict(zip(names, est.net_.priors_.strengths.tolist(), strict=True)), rel=1e-12)
 
 
+def test_a_short_fit_counts_its_steps_in_the_batches_skorch_makes():
+    X, Y, _ = data()
+    # skorch batches by iterator_train__batch_size over batch_size: 80 rows in 2 batches
+    # of 40, 4 steps in 2 epochs, updates after steps 1, 2 and 3 (none past the last).
+    est = AdaRegMultiTaskRegressor(hidden_layer_sizes=(8,), reg_lambda="evidence",
+                                   max_epochs=2, batch_size=16, keep_batch_history=True,
+                                   random_state=0).set_params(
+                                       iterator_train__batch_size=40).fit(X, Y)
+    steps = [row.get("cov_update", False) for epoch in est.history_ for row in epoch["batches"]
+             if "train_loss" in row]
+    assert len(steps) == 4
+    assert [i + 1 for i, updated in enumerate(steps) if updated] == [1, 2, 3]
+    assert all(value != 3e-3 for value in est.reg_lambda_.values())
+
+
+def test_a_long_warm_start_learns_its_strengths_until_its_own_last_epoch():
+    X, Y, _ = data()
+    params = {"hidden_layer_sizes": (8,), "reg_lambda": "evidence", "max_epochs": 8,
+              "cov_update_every": 2, "warm_start": True, "random_state": 0}
+    est = AdaRegMultiTaskRegressor(**params).fit(X, Y)
+    first = dict(est.reg_lambda_)
+    est.fit(X, Y)  # epochs 9 to 16: the history is longer than max_epochs
+    learned = [i + 1 for i, row in enumerate(est.history_) if "log_evidence" in row]
+    # updated after epochs 2, 4 and 6 of each call, not after its last one (8 and 16)
+    assert learned == [2, 4, 6, 10, 12, 14]
+    assert est.reg_lambda_ != first
+
+
 # ------------------------------------------------------------------------- (e) clip_inputs
 
 

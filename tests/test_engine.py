@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+from skorch.callbacks import Callback
 from torch import nn
 
 import sk_adareg
 from sk_adareg import AdaRegClassifier, AdaRegMultiTaskRegressor, _private_api
 from sk_adareg._engine import _epoch
 from sk_adareg._kfac import _padding
+from sk_adareg.net import AdaRegNeuralNetRegressor
 from sk_adareg.prior import _cached_on
 
 
@@ -107,6 +109,55 @@ def test_with_the_engine_off_the_batches_come_from_torchs_dataloader():
     assert isinstance(loader, torch.utils.data.DataLoader)
     loader = est.net_.get_iterator(dataset, training=True)
     assert not isinstance(loader, torch.utils.data.DataLoader)
+
+
+class _FailOnce(Callback):
+    """Raises at the end of the first epoch of the first fit: skorch skips on_train_end."""
+
+    def __init__(self):
+        self.failed = False
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("interrupted")
+
+
+class _Small(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+class _StateAtStart(Callback):
+    """The engine's per-fit state that the callbacks see as a fit begins."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.state_ = {name: net.__dict__.get(name) for name in _epoch.FIT_STATE}
+
+
+def test_a_failed_fit_leaves_nothing_of_the_engine_to_the_next_one():
+    X, y = _data("regressor")
+    X, y = X.astype(np.float32), y.astype(np.float32)
+
+    def net(*callbacks):  # a module class: each fit builds a new module
+        return AdaRegNeuralNetRegressor(_Small, max_epochs=3, batch_size=16,
+                                        callbacks=list(callbacks), verbose=0)
+
+    start = _StateAtStart()
+    interrupted = net(_FailOnce(), start)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(X, y)
+    left = {k for k, v in interrupted.__dict__.items() if k in _epoch.FIT_STATE and v}
+    assert {"_batch_listeners", "_mode_modules", "_optimizer_steps"} <= left
+    with sk_adareg.config_context(fast_engine=False):
+        torch.manual_seed(1)
+        interrupted.fit(X, y)  # a new module, trained by skorch's loop
+        torch.manual_seed(1)
+        fresh = net().fit(X, y)
+    assert start.state_ == dict.fromkeys(_epoch.FIT_STATE) | {"_engine_on": False}
+    for (name, a), b in zip(interrupted.module_.named_parameters(),
+                            fresh.module_.parameters(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_the_engine_steps_aside_where_a_private_name_is_missing(monkeypatch):

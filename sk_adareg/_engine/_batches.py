@@ -20,14 +20,12 @@ and a collate function that cuts the same rows: the same batches.
 import functools
 import math
 
-import numpy as np
 import scipy.sparse
 import torch
-from skorch.dataset import Dataset
 from torch.utils.data import DataLoader, Sampler
 
 from .._config import get_config
-from .._data import WeightedDataset, WeightedTarget, dense
+from .._data import WeightedDataset, WeightedTarget, dense, in_memory
 
 __all__ = ["batch_loader"]
 
@@ -132,11 +130,8 @@ def batch_loader(dataset, batch_size=1, shuffle=False, drop_last=False, **kwargs
     with it off; anything else (other datasets, DataLoader options such as
     ``num_workers``) goes to torch's ``DataLoader``.
     """
-    arrays = np.ndarray | torch.Tensor
     weighted = type(dataset) is WeightedDataset
-    if (not kwargs and type(dataset) in (Dataset, WeightedDataset)
-            and (dataset.y is None or isinstance(dataset.y, arrays))
-            and (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
+    if not kwargs and in_memory(dataset):
         data = _Arrays(dataset.X, dataset.y, dataset.sample_weight if weighted else None)
         if get_config()["fast_engine"]:
             return _ArrayBatches(data, batch_size, shuffle, drop_last)

@@ -73,6 +73,9 @@ class EngineMixin:
         the engine decides whether the epoch's steps can run without autograd.
         """
         if method_name == "on_train_begin":
+            # A fit that raised skipped on_train_end: nothing of its state may carry over.
+            for name in FIT_STATE:
+                self.__dict__[name] = None
             self.__dict__["_engine_on"] = get_config()["fast_engine"] and engine_available()
         if not self._engine():
             return super().notify(method_name, **cb_kwargs)
@@ -81,7 +84,7 @@ class EngineMixin:
             for listener in listeners[method_name]:
                 listener(self, **cb_kwargs)
             return None
-        if method_name in ("on_train_begin", "on_epoch_begin"):
+        if method_name == "on_epoch_begin":
             self._find_batch_listeners()
         try:
             return super().notify(method_name, **cb_kwargs)

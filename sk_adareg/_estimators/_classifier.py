@@ -26,9 +26,9 @@ class AdaRegClassifier(ClassifierMixin, BaseAdaReg):
     __doc__ = f"""Neural network classifier with adaptive regularization (AdaReg).
 
     Trains a PyTorch network (through skorch) with a matrix-variate normal
-    prior ``MN(0, Sigma_r, Sigma_c)`` on a weight matrix, by default the last
-    layer's: the loss is the cross-entropy plus ``reg_lambda *
-    Tr(Omega_r W Omega_c W^T)``, and every ``cov_update_every`` epochs the
+    prior ``MN(0, Sigma_r, Sigma_c)`` on each layer's weight matrix: the loss is
+    the cross-entropy plus ``reg_lambda * Tr(Omega_r W Omega_c W^T)`` per layer,
+    and every ``cov_update_every`` epochs the
     precisions ``Omega_r = Sigma_r^-1``, ``Omega_c = Sigma_c^-1`` get their
     closed-form update with eigenvalues clipped to ``[u, v]`` (Algorithm 1 of
     Zhao et al., 2019). The learned row covariance relates the classes.

@@ -30,9 +30,9 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
     __doc__ = f"""Multitask neural network regressor with adaptive regularization (AdaReg).
 
     Trains a PyTorch network (through skorch) with a matrix-variate normal
-    prior ``MN(0, Sigma_r, Sigma_c)`` on a weight matrix, by default the last
-    layer's, whose rows are the tasks: the loss is the mean squared error plus
-    ``reg_lambda * Tr(Omega_r W Omega_c W^T)``, and every
+    prior ``MN(0, Sigma_r, Sigma_c)`` on each layer's weight matrix (the last
+    layer's rows are the tasks): the loss is the mean squared error plus
+    ``reg_lambda * Tr(Omega_r W Omega_c W^T)`` per layer, and every
     ``cov_update_every`` epochs the precisions get their closed-form update
     with eigenvalues clipped to ``[u, v]`` (Algorithm 1 of Zhao et al.,
     2019). The learned row covariance relates the tasks.
@@ -300,6 +300,8 @@ class AdaRegMultiTaskRegressor(RegressorMixin, BaseAdaReg):
         return y_train
 
     def _net_kwargs(self, n_outputs):
+        # The estimator's reg_lambda, not the net's: a partial_fit under "auto" trains at a
+        # fixed strength, and a later warm start learns the strengths on the same net.
         if strength_policy(self.reg_lambda).learned:
             # Learned strengths come with a noise variance per task: the loss weighs each
             # task by its precision.

@@ -16,13 +16,12 @@ prior's ``lambda_l``); :func:`fit_evidence` runs the evidence fit of
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
-import scipy.sparse
 import torch
 from skorch.dataset import Dataset
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._data import WeightedDataset, WeightedTarget, chunk_rows
+from .._data import WeightedDataset, WeightedTarget, chunk_rows, in_memory
 from .._engine import batch_loader
 from .._losses import likelihood_of
 from ..laplace import (
@@ -35,7 +34,8 @@ from ..laplace import (
 )
 from ._linearized import mode_penalties
 
-__all__ = ["UPDATE_ROWS", "curvature_batches", "fit_evidence", "prior_scale", "update_data"]
+__all__ = ["UPDATE_ROWS", "curvature_batches", "fit_evidence", "in_prior_units", "prior_scale",
+           "update_data"]
 
 #: The most training samples one strength update during training reads: above it, a
 #: random subset of this size, weighted to stand for all of them. (The posterior at the
@@ -63,6 +63,25 @@ def prior_scale(likelihood, n_samples, noise_variance=None):
         return 2.0 * n_samples
     beta = 1.0 / torch.as_tensor(noise_variance, dtype=torch.float64)
     return n_samples * len(beta) * float(beta.mean())
+
+
+def in_prior_units(strengths, scale):
+    """Strengths in the loss's units ``c_l`` as the prior's ``lambda_l = c_l * scale``.
+
+    Parameters
+    ----------
+    strengths : dict of str to float
+        A strength per regularized weight, in the loss's units.
+    scale : float
+        From :func:`prior_scale`.
+
+    Returns
+    -------
+    reg_lambda : dict of str to float
+        The prior's strengths, at least ``LAMBDA_BOUNDS[0]`` (a zero strength
+        would leave the posterior improper).
+    """
+    return {name: max(float(c) * scale, LAMBDA_BOUNDS[0]) for name, c in strengths.items()}
 
 
 def _chunk(net, dataset):
@@ -132,23 +151,21 @@ def fit_evidence(net, dataset, *, fit_strength):
                                  "infinite in float32")
     n = curvature.n_samples
     gaussian = likelihood == "gaussian"
-    floor = LAMBDA_BOUNDS[0]
     noise = net.noise_variance_
     if gaussian and noise is None:
         noise = (curvature.sse / n).clamp_min(NOISE_BOUNDS[0]).tolist()
     strengths = dict(net.reg_lambda_)
     if fit_strength:
         scale = prior_scale(likelihood, n, noise)
-        start = {name: max(c * scale, floor) for name, c in strengths.items()}
-        laplace = fit_hyperparameters(curvature, net.priors_, start,
+        laplace = fit_hyperparameters(curvature, net.priors_,
+                                      in_prior_units(strengths, scale),
                                       noise if gaussian else None)
     elif gaussian:
         laplace = fit_tied_noise(curvature, net.priors_, strengths, noise,
                                  penalties=_mode_penalties(net, curvature, dataset, strengths))
     else:
-        lam = {name: max(c * prior_scale(likelihood, n), floor)
-               for name, c in strengths.items()}
-        laplace = KroneckerLaplace(curvature, net.priors_, lam)
+        laplace = KroneckerLaplace(curvature, net.priors_,
+                                   in_prior_units(strengths, prior_scale(likelihood, n)))
     if gaussian:
         noise = laplace.noise_variance.tolist()
     scale = prior_scale(likelihood, n, noise)
@@ -180,7 +197,7 @@ def _mode_penalties(net, curvature, dataset, strengths):
                if weights is None else weights.to(curvature.sse))
     # The training loss's strengths in the units of half the target-weighted squared error.
     scale = prior_scale("gaussian", curvature.n_samples, 1.0 / weights)
-    lam = {name: max(c * scale, LAMBDA_BOUNDS[0]) for name, c in strengths.items()}
+    lam = in_prior_units(strengths, scale)
     names = net.priors_.names
     return mode_penalties(net.regularized_module, names, KroneckerLaplace(curvature, net.priors_),
                           curvature_batches(net, dataset), lam, weights)
@@ -206,10 +223,7 @@ def update_data(dataset, seed):
     -------
     curvature_data, press_data : skorch.dataset.Dataset
     """
-    arrays = (np.ndarray, torch.Tensor)
-    if (len(dataset) <= UPDATE_ROWS or type(dataset) not in (Dataset, WeightedDataset)
-            or not isinstance(dataset.y, arrays)
-            or not (isinstance(dataset.X, arrays) or scipy.sparse.issparse(dataset.X))):
+    if len(dataset) <= UPDATE_ROWS or not in_memory(dataset) or dataset.y is None:
         return dataset, dataset
     n = len(dataset)
     rows = np.sort(np.random.default_rng(seed).choice(n, UPDATE_ROWS, replace=False))

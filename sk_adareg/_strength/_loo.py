@@ -45,8 +45,7 @@ import torch
 
 from .._data import INFERENCE_BYTES
 from .._kfac import output_gradients
-from ..laplace import LAMBDA_BOUNDS
-from ._evidence import curvature_batches, prior_scale
+from ._evidence import curvature_batches, in_prior_units, prior_scale
 from ._linearized import data_gradients, eigen_layers, mode_step, split_batch
 
 __all__ = ["SCALES", "press_scale", "press_values", "rescale_strengths"]
@@ -290,8 +289,7 @@ def rescale_strengths(net, dataset, laplace):
     names = net.priors_.names
     # From the loss's units c_l with the targets alike: lambda_l = c_l n K at unit noise.
     n_values = prior_scale("gaussian", curvature.n_samples, [1.0] * curvature.n_outputs)
-    strengths = {name: max(float(net.reg_lambda_[name]) * n_values, LAMBDA_BOUNDS[0])
-                 for name in names}
+    strengths = in_prior_units({name: net.reg_lambda_[name] for name in names}, n_values)
     alpha, press = press_scale(net.regularized_module, names, laplace,
                                curvature_batches(net, dataset), strengths)
     net.reg_lambda_ = {name: alpha * lam / n_values for name, lam in strengths.items()}

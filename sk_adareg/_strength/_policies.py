@@ -251,8 +251,9 @@ class AutoStrength(EvidenceStrength):
 
     def initialize(self, net, names):
         raise ValueError(
-            "reg_lambda='auto' chooses between 'evidence' and 'loo' by cross-validation, "
-            "which the estimators (AdaRegClassifier, AdaRegMultiTaskRegressor) do in fit; "
+            "reg_lambda='auto' chooses the strength by cross-validation among learned and "
+            "fixed ones, which the estimators (AdaRegClassifier, AdaRegMultiTaskRegressor) "
+            "do in fit; "
             f"a skorch net ({type(net).__name__}) takes reg_lambda='evidence', 'loo' or a "
             "number.")
 
