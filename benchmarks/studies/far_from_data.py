@@ -92,7 +92,7 @@ def run_one(name, rep, data):
                model.set_params(clip_inputs=False).predict(A_test))
         for method in ("GaussianProcess", "RidgeCV", "RandomForest"):
             peer = make_method(method, A_train.shape[1],
-                               {"n_trees": 300, "gp_maxiter": 50}, rep)[0]
+                               {"max_epochs": 200, "n_trees": 300, "gp_maxiter": 50}, rep)[0]
             scored(method, peer.fit(A_train, y).predict(A_test))
         scored("training mean", DummyRegressor().fit(A_train, y).predict(A_test))
     return rows
