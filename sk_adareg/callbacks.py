@@ -83,11 +83,15 @@ class DivergenceCheck(Callback):
             failed = failed or min(3, elsewhere)
         if failed:
             failed = failures[failed - 1]
-            raise TrainingDivergedError(
-                f"The {failed} became NaN or infinite at epoch {len(net.history)}. "
-                f"Lower the learning rate (lr={net.lr!r}) or the prior's strength "
-                f"(reg_lambda={net.reg_lambda!r}), or scale the inputs."
-            )
+            raise _diverged(net, failed)
+
+
+def _diverged(net, what):
+    """The error for ``what`` (e.g. "network's weights") turned NaN or infinite in training."""
+    return TrainingDivergedError(
+        f"The {what} became NaN or infinite at epoch {len(net.history)}. "
+        f"Lower the learning rate (lr={net.lr!r}) or the prior's strength "
+        f"(reg_lambda={net.reg_lambda!r}), or scale the inputs.")
 
 
 #: Fewest prior updates before its last epoch that a fit with learned strengths makes
@@ -199,11 +203,7 @@ class PriorUpdate(Callback):
                 # DivergenceCheck looks at the epoch's end; an update from weights that
                 # diverged in this epoch would fail on them first, with a ValueError.
                 if not _all_finite(net.module_.parameters()):
-                    raise TrainingDivergedError(
-                        f"The network's weights became NaN or infinite at epoch "
-                        f"{len(net.history)}. Lower the learning rate (lr={net.lr!r}) or the "
-                        f"prior's strength (reg_lambda={net.reg_lambda!r}), or scale the "
-                        "inputs.")
+                    raise _diverged(net, "network's weights")
                 net.update_priors()
                 net.history.record_batch("cov_update", True)
                 self._updated = True

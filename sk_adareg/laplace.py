@@ -563,7 +563,7 @@ def _precisions(priors, name):
     return prior.row_precision, prior.column_precision
 
 
-def projected_newton(evaluate, t, lo, hi, max_iter, tol):
+def _projected_newton(evaluate, t, lo, hi, max_iter, tol):
     """Maximize ``evaluate`` over ``lo <= t <= hi`` by Newton's method; the maximizer.
 
     ``evaluate(t, derivatives)`` returns the value and, with ``derivatives``, the
@@ -705,7 +705,7 @@ def fit_hyperparameters(curvature, priors=None, reg_lambda=1.0, noise_variance=N
             grad, hess = grad[:n_layers], hess[:n_layers, :n_layers]
         return value, grad, hess
 
-    t = projected_newton(evaluate, t, lo, hi, max_iter, tol)
+    t = _projected_newton(evaluate, t, lo, hi, max_iter, tol)
     la.reg_lambda = dict(zip(la.names, t[:n_layers].exp().tolist(), strict=True))
     if fit_beta:
         la.noise_variance = (-t[n_layers:]).exp()
@@ -790,7 +790,7 @@ def fit_tied_noise(curvature, priors, strengths, noise_variance, *, penalties=No
 
     start = np.clip(-np.log(np.asarray(noise_variance, dtype=np.float64)), lo, hi)
     bound = torch.ones(len(start), dtype=torch.float64, device=device)
-    t = projected_newton(evaluate, torch.as_tensor(start, device=device), lo * bound,
+    t = _projected_newton(evaluate, torch.as_tensor(start, device=device), lo * bound,
                          hi * bound, max_iter=100, tol=1e-10)
     beta = t.exp()
     laplace.noise_variance = 1.0 / beta

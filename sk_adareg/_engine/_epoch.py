@@ -122,6 +122,14 @@ class EngineMixin:
     def engine_step(self, batch, **fit_params):
         """The batch's training step without autograd, or None where the engine has none.
 
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` as the training iterator yields it (``y`` may be a
+            :class:`~sk_adareg._data.WeightedTarget`).
+        **fit_params : dict
+            skorch's fit parameters: the engine steps aside when there are any.
+
         Returns
         -------
         step : dict or None

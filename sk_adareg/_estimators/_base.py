@@ -495,7 +495,7 @@ class BaseAdaReg(BaseEstimator):
         """The skorch net; ``nested`` (``optimizer__*``, ...) override its other settings.
 
         ``reg_lambda`` is the strength it trains under: the estimator's, or with
-        ``reg_lambda="auto"`` the way of learning it that cross-validation chose.
+        ``reg_lambda="auto"`` the candidate that cross-validation chose.
         """
         callbacks = self._callbacks()
         # Integers may come as numpy integers from a parameter grid; torch's
@@ -996,12 +996,12 @@ module : torch.nn.Module class, instance or callable, default=None
         stay those of the first fit; ``lr``, ``max_epochs``, the AdaReg
         hyperparameters, early stopping and the validation split are read
         again. Learned strengths keep learning; ``reg_lambda="auto"``
-        continues under the way the first fit chose. (``partial_fit`` cannot
+        continues under the candidate the first fit chose. (``partial_fit`` cannot
         learn the strength: with ``"auto"`` it trains under the fixed 3e-3.)
 
     cv : int, cross-validation generator or iterable, default=None
-        The folds on which ``reg_lambda="auto"`` scores each way of learning
-        the strength, as in scikit-learn's ``*CV`` estimators: None gives 3
+        The folds on which ``reg_lambda="auto"`` scores each candidate
+        strength, as in scikit-learn's ``*CV`` estimators: None gives 3
         shuffled folds (stratified for the classifier), or with fewer than 6
         samples, too few to score, takes ``"evidence"``; an int, that many
         unshuffled ones; a splitter such as ``GroupKFold`` uses the

@@ -1,7 +1,8 @@
-"""``reg_lambda="auto"``: the estimators' choice of a learned strength by cross-validation.
+"""``reg_lambda="auto"``: the estimators' choice of a strength by cross-validation.
 
 As scikit-learn's ``*CV`` estimators choose a hyperparameter, on the training data
-alone: each candidate way of learning the strength is trained on every fold's
+alone: each candidate value of ``reg_lambda`` (a way of learning the strength, or a
+fixed one) is trained on every fold's
 training part (for a fraction of the epochs) and scored on its held-out part; the
 one with the best mean score wins. The estimator then trains on all its training data
 under the winner.
@@ -67,7 +68,7 @@ def choose_by_cv(candidates, folds, fit_and_score):
 
     Parameters
     ----------
-    candidates : sequence of str
+    candidates : sequence of str or float
         Values of ``reg_lambda``; ties go to the first.
     folds : list of (train, test) index arrays
     fit_and_score : callable
@@ -76,8 +77,8 @@ def choose_by_cv(candidates, folds, fit_and_score):
 
     Returns
     -------
-    chosen : str
-    scores : dict of str to ndarray of shape (n_folds,)
+    chosen : str or float
+    scores : dict of str or float to ndarray of shape (n_folds,)
         ``-inf`` where a fold's fit diverged (or predicted NaN), NaN where the
         fold has no score (:func:`mean_score` leaves it out).
 
@@ -106,7 +107,7 @@ def choose_by_cv(candidates, folds, fit_and_score):
                 "or scale the inputs.")
         # NaN: a score undefined on its test fold (R² of one sample, or of zero weight).
         raise ValueError(
-            "No way of learning the strength got a finite score on every fold of the "
+            "No candidate strength got a finite score on every fold of the "
             f"cross-validation of reg_lambda='auto' (scores: {scores}). Use larger "
             "folds (cv), or set reg_lambda='evidence'.")
     return candidates[int(np.argmax(means))], scores
