@@ -148,7 +148,7 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=Non
             for start in range(0, X.shape[0], rows):
                 chunk = torch.as_tensor(dense(X[start:start + rows]), device=device)
                 if check_inputs:  # before clipping, which would hide an infinity
-                    finite_inputs &= torch.isfinite(chunk).all()
+                    finite_inputs &= _all_finite(chunk)
                 if bounds is not None:
                     chunk = torch.minimum(torch.maximum(chunk, low), high)
                 out = first_output(module(chunk))
@@ -157,7 +157,7 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=Non
                 out = out.to(torch.float64)
                 if affine is not None:
                     out = out * scale + offset
-                bad_rows += (~torch.isfinite(out.reshape(len(out), -1)).all(dim=1)).sum()
+                bad_rows += torch.isnan((out.reshape(len(out), -1) * 0).sum(dim=1)).sum()
                 outputs.append(out.cpu().numpy())
     finally:
         module.train(training)
@@ -166,6 +166,16 @@ def chunked_forward(module, X, device, nonlinearity=None, min_rows=1, bounds=Non
     if not outputs:
         return np.empty((0,), dtype=np.float64), 0
     return np.concatenate(outputs), int(bad_rows)
+
+
+def _all_finite(values):
+    """Whether every value of a tensor is finite, as a tensor on its device.
+
+    ``values * 0`` is 0 where a value is finite and NaN where it is not, so its sum
+    is NaN exactly when one is not: on a CPU a tenth of ``isfinite(values).all()``'s
+    cost, which on a large ``predict`` was a third of the forward's.
+    """
+    return ~torch.isnan((values * 0).sum())
 
 
 def _raise_non_finite(X):

@@ -94,6 +94,23 @@ def test_chunked_forward_equals_one_forward_and_restores_the_mode(monkeypatch):
     assert out.dtype == np.float64 and module.training
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, 3e38])
+def test_chunked_forward_finds_each_non_finite_input_and_output(value, monkeypatch):
+    module = torch.nn.Linear(3, 2)
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    X[33, 1] = value  # in the fifth chunk; 3e38 is finite, and overflows a float32 sum
+    monkeypatch.setattr("sk_adareg._data.INFERENCE_BYTES", 4 * 8 * 7)  # 7 rows a chunk
+    if np.isfinite(value):
+        _, bad = chunked_forward(module, X, "cpu", check_inputs=True)
+        expected = ~np.isfinite(module(torch.from_numpy(X)).detach().numpy()).all(axis=1)
+        assert bad == expected.sum() and bad <= 1
+    else:
+        with pytest.raises(ValueError, match=r"Input X contains (NaN|infinity)"):
+            chunked_forward(module, X, "cpu", check_inputs=True)
+        _, bad = chunked_forward(module, X, "cpu")  # unchecked: its output row is not finite
+        assert bad == 1
+
+
 def test_predict_runs_in_chunks_far_larger_than_the_training_batches():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 4))

@@ -399,10 +399,11 @@ def test_numpy_integer_parameters_from_a_grid_are_accepted(digits):
                            cov_update_every=np.int64(2), batch_size=np.int64(32),
                            random_state=0).fit(X, y)
     assert clf.history_[:, "cov_update"] == [False, True, False, True]
-    # learned strengths (the default) plan a short fit's updates from them too: after
-    # steps 10, 20 and 30 of the 4 x 10 (in epochs 1, 2 and 3)
-    clf = AdaRegClassifier(max_epochs=np.int64(4), cov_update_every=np.int64(2),
-                           batch_size=np.int64(32), random_state=0).fit(X, y)
+    # learned strengths plan a short fit's updates from them too: after steps 10, 20
+    # and 30 of the 4 x 10 (in epochs 1, 2 and 3)
+    clf = AdaRegClassifier(reg_lambda="evidence", max_epochs=np.int64(4),
+                           cov_update_every=np.int64(2), batch_size=np.int64(32),
+                           random_state=0).fit(X, y)
     assert clf.history_[:, "cov_update"] == [True, True, True, False]
 
 

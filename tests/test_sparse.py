@@ -78,9 +78,10 @@ def test_a_one_hot_encoded_column_trains_in_a_pipeline(densified, monkeypatch):
     densified.clear()
     # The evidence's curvature reads memory-sized chunks (all 300 rows here): a batch's.
     monkeypatch.setattr(_data, "INFERENCE_BYTES", 1)
-    model = make_pipeline(encode, AdaRegClassifier(max_epochs=30, lr=1e-2, random_state=0))
+    model = make_pipeline(encode, AdaRegClassifier(max_epochs=30, lr=1e-2, reg_lambda="evidence",
+                                                   random_state=0))
     model.fit(X, y)
-    assert model[-1].strength_method_ == "evidence"  # the default for classification
+    assert model[-1].strength_method_ == "evidence"
     assert max(shape[0] for shape in densified) <= 64  # batches of 64 rows
     assert model.score(X, y) > 0.9
 
