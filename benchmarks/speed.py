@@ -595,7 +595,7 @@ module construction.
         body += f"""
 ## (d): time per epoch against scikit-learn's MLP, and peak memory
 
-AdaReg with its defaults (prior on the last layer, `reg_lambda=3e-3`) against
+AdaReg at a fixed strength (`reg_lambda=3e-3` on the last layer, the old default) against
 `MLPClassifier`/`MLPRegressor` (`solver="adam"`, its default `alpha=1e-4`), both
 hidden {HIDDEN}, batch {BATCH}, learning rate {LR:g}, synthetic data with 50 features
 (7 classes / 7 targets), float32 inputs. Seconds per epoch = fit time / epochs (so setup
