@@ -99,6 +99,12 @@ def _diverged(net, what):
 MIN_UPDATES = 3
 
 
+def _call_epochs(net):
+    """The epochs of the net's current training call: ``epochs`` of ``partial_fit``, or
+    ``max_epochs``."""
+    return net.__dict__.get("_call_epochs") or int(net.max_epochs)
+
+
 def update_steps(net, dataset):
     """The optimizer steps after which a short fit updates its prior; None: every few epochs.
 
@@ -107,7 +113,9 @@ def update_steps(net, dataset):
     ``3 * cov_update_every``) updates it after :data:`MIN_UPDATES` evenly spaced
     optimizer steps instead, the last one three quarters of the way through the
     fit: the strengths adapt in fits of any length, and the final weights train
-    under the strengths reported. Fixed strengths keep the epoch schedule.
+    under the strengths reported. Fixed strengths keep the epoch schedule, and so
+    does a ``partial_fit(epochs=k)`` of fewer epochs than ``max_epochs``: a part
+    of a longer training, updated every ``cov_update_every`` epochs of the history.
 
     Parameters
     ----------
@@ -122,8 +130,8 @@ def update_steps(net, dataset):
     """
     if dataset is None or not net.strength_policy.learned:
         return None
-    epochs = int(net.max_epochs)
-    if (epochs - 1) // int(net.cov_update_every) >= MIN_UPDATES:
+    epochs = _call_epochs(net)
+    if epochs < int(net.max_epochs) or (epochs - 1) // int(net.cov_update_every) >= MIN_UPDATES:
         return None
     # skorch's training iterator takes iterator_train__batch_size over batch_size.
     size = int(vars(net).get("iterator_train__batch_size", net.batch_size))
@@ -301,14 +309,18 @@ class StrengthUpdate(Callback):
         return self
 
     def on_train_begin(self, net, **kwargs):
-        # A warm start's epochs follow the earlier fits' in the history.
-        self._last_epoch = len(net.history) + int(net.max_epochs)
-        self._planned, self._steps, self._step = False, None, 0
+        self._last_epoch, self._planned, self._steps, self._step = None, False, None, 0
 
     def on_epoch_begin(self, net, dataset_train=None, **kwargs):
         self._dataset, self._updated = dataset_train, False
         if not self._planned:
             self._planned, self._steps = True, update_steps(net, dataset_train)
+            # The call's last epoch (a warm start's follow the earlier fits' in the
+            # history); none for a partial_fit(epochs=k) shorter than max_epochs, a
+            # part of a longer training that learns at every precision update.
+            epochs = _call_epochs(net)
+            if epochs >= int(net.max_epochs):
+                self._last_epoch = len(net.history) - 1 + epochs
 
     def on_batch_end(self, net, training=False, **kwargs):
         if not training or self._steps is None:
@@ -319,7 +331,7 @@ class StrengthUpdate(Callback):
             self._updated = True
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        last_epoch = len(net.history) >= self._last_epoch
+        last_epoch = self._last_epoch is not None and len(net.history) >= self._last_epoch
         if self._updated or last_epoch or not net.history[-1].get("cov_update"):
             return
         self._update(net, dataset_train)

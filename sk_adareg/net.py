@@ -183,6 +183,12 @@ class AdaRegMixin(EngineMixin):
                                                    _strength.strength_policy(self.reg_lambda))
         return cached[1]
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        # The callbacks plan a call's prior updates over the epochs it trains: a
+        # partial_fit(epochs=k) shorter than max_epochs is a step of a longer training.
+        self.__dict__["_call_epochs"] = int(self.max_epochs if epochs is None else epochs)
+        return super().fit_loop(X, y, epochs=epochs, **fit_params)
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # The parameters may have changed through set_params since initialization.
@@ -336,7 +342,8 @@ AdaRegMixin._QUIET_CALLBACKS = (PriorUpdate, StrengthUpdate)
 # The classes whose training loss the engine's step reproduces.
 AdaRegMixin._ENGINE_MIRRORS = (AdaRegMixin, NeuralNet, NeuralNetClassifier, NeuralNetRegressor)
 # What the mixin keeps in __dict__ during a fit, besides the engine's (not parameters).
-_FIT_STATE = FIT_STATE | {"_strength", "_epoch_penalty_step", "_penalty_after_backward"}
+_FIT_STATE = FIT_STATE | {"_strength", "_epoch_penalty_step", "_penalty_after_backward",
+                          "_call_epochs"}
 
 
 class _BoundPenalty:

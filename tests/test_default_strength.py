@@ -188,6 +188,41 @@ def test_a_long_warm_start_learns_its_strengths_until_its_own_last_epoch():
     assert est.reg_lambda_ != first
 
 
+def bare_net(**params):
+    module = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+    return AdaRegNeuralNetRegressor(module, reg_lambda="evidence", batch_size=16,
+                                    train_split=None, verbose=0, **params).initialize()
+
+
+def test_a_bare_nets_partial_fit_of_one_epoch_at_a_time_learns_every_few_epochs():
+    X, Y, _ = data()
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    # max_epochs=10 alone would plan 3 step updates over 10 epochs, which a call of one
+    # epoch never reaches: each call is a step of a longer training.
+    net = bare_net(max_epochs=10, cov_update_every=5)
+    for _ in range(12):
+        net.partial_fit(X, Y, epochs=1)
+    updated = [row["epoch"] for row in net.history if row["cov_update"]]
+    assert updated == [5, 10]
+    # no last epoch in such a training: each precision update is followed by a strength one
+    assert [row["epoch"] for row in net.history if "log_evidence" in row] == [5, 10]
+    assert not any(row.get("cov_update") for epoch in net.history
+                   for row in epoch["batches"])
+
+
+def test_a_bare_nets_call_longer_than_max_epochs_plans_over_its_own_epochs():
+    X, Y, _ = data()
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    net = bare_net(max_epochs=1, cov_update_every=1)
+    # 3 epochs of 5 batches: (3 - 1) // 1 = 2 updates by the epoch would be too few,
+    # so after steps 4, 8 and 11 of the 15, the call's own quarters.
+    net.partial_fit(X, Y, epochs=3)
+    steps = [row.get("cov_update", False) for epoch in net.history for row in epoch["batches"]
+             if "train_loss" in row]
+    assert [i + 1 for i, updated in enumerate(steps) if updated] == [4, 8, 11]
+    assert all("log_evidence" in row for row in net.history)
+
+
 # ------------------------------------------------------------------------- (e) clip_inputs
 
 
